@@ -1,0 +1,1 @@
+"""A GraphQL backend where every query marked ``@live`` stays current by itself."""

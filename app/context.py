@@ -1,0 +1,243 @@
+"""What a resolver gets: the viewer, the data API, and (in a mutation) the transaction.
+
+A ``Ctx`` lives for one execution: one HTTP request, one WebSocket operation, or one
+re-run of a live query. Its reads share one read session (one consistent snapshot) and
+one set of loaders, and are recorded in its read set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import Select
+from sqlmodel import select
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app import pagination, tenancy
+from app.auth import TokenService, Viewer
+from app.database import Database
+from app.dataloaders.loaders import Loaders, pk_name, recorded, table_name
+from app.live.recording import READS_KEY
+from app.errors import NotFound, Unauthenticated
+from app.live import capture
+from app.live.capture import to_scalar
+from app.live.readset import ReadSet
+from app.pagination import Connection
+from app.schema.base import TenantScoped
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.live.engine import LiveEngine
+
+ModelT = TypeVar("ModelT", bound=SQLModel)
+T = TypeVar("T")
+
+
+@dataclass
+class Services:
+    """Process-wide singletons, built once at start-up."""
+
+    settings: Settings
+    db: Database
+    tokens: TokenService
+    live: LiveEngine
+
+
+def parse_id(value: object) -> int | None:
+    """A GraphQL ``ID`` as a primary key; anything else identifies nothing."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    return None
+
+
+class Ctx:
+    def __init__(
+        self,
+        services: Services,
+        viewer: Viewer | None,
+        *,
+        request_id: str | None = None,
+        connection: Any = None,
+        auth_error: Exception | None = None,
+    ) -> None:
+        self.services = services
+        self.viewer = viewer
+        self.auth_error = auth_error
+        self.request_id = request_id or uuid.uuid4().hex[:16]
+        self.connection = connection
+        self.reads = ReadSet()
+        self.version: int | None = None
+        self._session: AsyncSession | None = None
+        # One AsyncSession cannot run two statements at once; loaders dispatch together.
+        self._lock = asyncio.Lock()
+        self.loaders = Loaders(self.rows, self.reads)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def tokens(self) -> TokenService:
+        return self.services.tokens
+
+    def require_viewer(self) -> Viewer:
+        if self.viewer is None:
+            raise self.auth_error or Unauthenticated()
+        if self.viewer.expired:
+            raise Unauthenticated("Token expired")
+        return self.viewer
+
+    async def session(self) -> AsyncSession:
+        if self._session is None:
+            session = self.services.db.read_session()
+            if self.viewer is not None:
+                tenancy.scope(session.sync_session, self.viewer.workspace_id)
+            session.sync_session.info[READS_KEY] = self.reads
+            self._session = session
+        return self._session
+
+    async def rows(self, statement: Select[Any]) -> Sequence[Any]:
+        """Run one SELECT on this execution's snapshot."""
+        async with self._lock:
+            session = await self.session()
+            return (await session.exec(statement)).all()
+
+    async def get(self, model: type[ModelT], ident: object) -> ModelT | None:
+        key = parse_id(ident)
+        if key is None:
+            return None
+        row: ModelT | None = await self.loaders.by_pk(model).load(key)
+        return row
+
+    async def fetch(self, model: type[ModelT], ident: object) -> ModelT:
+        row = await self.get(model, ident)
+        if row is None:
+            raise NotFound(model.__name__, ident)
+        return row
+
+    async def page(
+        self,
+        model: type[ModelT],
+        *,
+        first: int | None,
+        after: str | None,
+        where: tuple[str, object] | None = None,
+    ) -> Connection[ModelT]:
+        """One page of a list, filtered on at most one indexed column (a read range)."""
+        size = pagination.clamp_first(
+            first, self.settings.page_size_default, self.settings.page_size_max
+        )
+        if where is not None:
+            column, value = where
+            connection: Connection[ModelT] = await self.loaders.page_by(model, column).load(
+                (value, size, after)
+            )
+            return connection
+        statement: Select[Any] = select(model)
+        if issubclass(model, TenantScoped) and self.viewer is not None:
+            self.reads.range(table_name(model), "workspace_id", self.viewer.workspace_id)
+        else:
+            self.reads.table(table_name(model))
+        if after is not None:
+            statement = statement.where(pagination.after_condition(model, after))
+        statement = statement.order_by(*pagination.order_by(model)).limit(size + 1)
+        rows = await self.rows(recorded(statement))
+        return pagination.build_connection(model, rows, size)
+
+    def record_row(self, model: type[SQLModel], ident: object) -> None:
+        self.reads.row(table_name(model), to_scalar(ident))
+
+    async def transact(
+        self, body: Callable[[Tx], Awaitable[T]], *, unscoped: bool = False
+    ) -> T:
+        """Run ``body`` in one write transaction; after COMMIT, publish its changes.
+
+        Scoped to the viewer's workspace unless ``unscoped`` (sign-up only).
+        """
+        from app.transaction import transact
+
+        workspace = None if unscoped else self.require_viewer().workspace_id
+        result, batch = await transact(
+            self.services.db,
+            body,
+            workspace_id=workspace,
+            retries=self.settings.transaction_retries,
+        )
+        if batch is not None:
+            self.version = batch.version
+            await self.services.live.committed(batch)
+        await self.refresh_snapshot()
+        return result
+
+    async def unscoped_read(self, statement: Select[Any]) -> Any:
+        """One read across workspaces: for sign-in, which precedes any tenant."""
+        async with self.services.db.reading() as session:
+            tenancy.unscoped(session.sync_session)
+            return (await session.exec(statement)).first()
+
+    async def refresh_snapshot(self) -> None:
+        """After a commit: later reads in this execution must see what was written."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        self.loaders = Loaders(self.rows, self.reads)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class Tx:
+    """The write transaction of one mutation: tenant-scoped, captured, all or nothing."""
+
+    def __init__(self, session: AsyncSession, *, lock_rows: bool) -> None:
+        self.session = session
+        self._lock_rows = lock_rows
+
+    async def get(self, model: type[ModelT], ident: object) -> ModelT | None:
+        """A row to change: locked on PostgreSQL (SQLite's writer lock covers it)."""
+        key = parse_id(ident)
+        if key is None:
+            return None
+        statement = select(model).where(getattr(model, pk_name(model)) == key)
+        if self._lock_rows:
+            statement = statement.with_for_update()
+        row: ModelT | None = (await self.session.exec(statement)).first()
+        return row
+
+    async def fetch(self, model: type[ModelT], ident: object) -> ModelT:
+        row = await self.get(model, ident)
+        if row is None:
+            raise NotFound(model.__name__, ident)
+        return row
+
+    async def first(self, statement: Select[Any]) -> Any:
+        return (await self.session.exec(statement)).first()
+
+    def add(self, row: SQLModel) -> None:
+        self.session.add(row)
+
+    async def delete(self, row: SQLModel) -> None:
+        await self.session.delete(row)
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def nested(self, body: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``body`` in a savepoint: a failure rolls back only what it did."""
+        point = capture.mark(self.session.sync_session)
+        try:
+            async with self.session.begin_nested():
+                return await body()
+        except BaseException:
+            # Rows the savepoint wrote are gone: so must be their captured changes.
+            capture.rollback_to(self.session.sync_session, point)
+            raise

@@ -1,0 +1,130 @@
+"""DataLoaders for primary keys and for pages of children by foreign key.
+
+One set per execution (never per WebSocket connection: a connection-wide cache would
+serve rows that changed since). Each loader batches its keys into one statement and
+records what it read into the execution's read set, so live queries need nothing more.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Select, func
+from sqlmodel import select
+from sqlalchemy.orm import aliased
+from sqlmodel import SQLModel
+from strawberry.dataloader import DataLoader
+
+from app import pagination
+from app.live.capture import to_scalar
+from app.live.readset import ReadSet
+from app.pagination import Connection
+
+Fetch = Callable[[Select[Any]], Awaitable[Sequence[Any]]]
+PageKey = tuple[Any, int, str | None]  # (parent id, first, after)
+RECORDED = "livegraph_recorded"
+
+
+def pk_name(model: type[SQLModel]) -> str:
+    name: str = model.__table__.primary_key.columns.keys()[0]  # type: ignore[attr-defined]
+    return name
+
+
+def table_name(model: type[SQLModel]) -> str:
+    name: str = model.__table__.name  # type: ignore[attr-defined]
+    return name
+
+
+def recorded(statement: Select[Any]) -> Select[Any]:
+    """Mark a statement whose reads the caller recorded itself (no table fallback)."""
+    return statement.execution_options(**{RECORDED: True})
+
+
+class Loaders:
+    def __init__(self, fetch: Fetch, reads: ReadSet) -> None:
+        self._fetch = fetch
+        self._reads = reads
+        self._by_pk: dict[type[SQLModel], DataLoader[Any, Any]] = {}
+        self._pages: dict[tuple[type[SQLModel], str], DataLoader[PageKey, Connection[Any]]] = {}
+
+    def by_pk(self, model: type[SQLModel]) -> DataLoader[Any, Any]:
+        loader = self._by_pk.get(model)
+        if loader is None:
+            loader = DataLoader(load_fn=self._pk_batch(model))
+            self._by_pk[model] = loader
+        return loader
+
+    def page_by(self, model: type[SQLModel], column: str) -> DataLoader[PageKey, Connection[Any]]:
+        loader = self._pages.get((model, column))
+        if loader is None:
+            loader = DataLoader(load_fn=self._page_batch(model, column))
+            self._pages[(model, column)] = loader
+        return loader
+
+    def _pk_batch(self, model: type[SQLModel]) -> Callable[[list[Any]], Awaitable[list[Any]]]:
+        table, pk = table_name(model), pk_name(model)
+        column = getattr(model, pk)
+
+        async def load(keys: list[Any]) -> list[Any]:
+            for key in keys:
+                self._reads.row(table, to_scalar(key))
+            rows = await self._fetch(recorded(select(model).where(column.in_(keys))))
+            found = {getattr(row, pk): row for row in rows}
+            return [found.get(key) for key in keys]
+
+        return load
+
+    def _page_batch(
+        self, model: type[SQLModel], column_name: str
+    ) -> Callable[[list[PageKey]], Awaitable[list[Connection[Any]]]]:
+        table = table_name(model)
+
+        async def load(keys: list[PageKey]) -> list[Connection[Any]]:
+            groups: dict[tuple[int, str | None], list[Any]] = defaultdict(list)
+            for parent, first, after in keys:
+                self._reads.range(table, column_name, to_scalar(parent))
+                groups[(first, after)].append(parent)
+            pages: dict[PageKey, Connection[Any]] = {}
+            for (first, after), parents in groups.items():
+                rows = await self._fetch(_children(model, column_name, parents, first, after))
+                by_parent: dict[Any, list[Any]] = defaultdict(list)
+                for row in rows:
+                    by_parent[getattr(row, column_name)].append(row)
+                for parent in parents:
+                    pages[(parent, first, after)] = pagination.build_connection(
+                        model, by_parent[parent], first
+                    )
+            return [pages[key] for key in keys]
+
+        return load
+
+
+def _children(
+    model: type[SQLModel],
+    column_name: str,
+    parents: Sequence[Any],
+    first: int,
+    after: str | None,
+) -> Select[Any]:
+    """The first ``first + 1`` children of each parent, in one statement."""
+    column = getattr(model, column_name)
+    if len(parents) == 1:
+        statement = select(model).where(column == parents[0])
+        if after is not None:
+            statement = statement.where(pagination.after_condition(model, after))
+        statement = statement.order_by(*pagination.order_by(model)).limit(first + 1)
+        return recorded(statement)
+    rank = (
+        func.row_number()
+        .over(partition_by=column, order_by=pagination.order_by(model))
+        .label("rank")
+    )
+    inner = select(model, rank).where(column.in_(parents))
+    if after is not None:
+        inner = inner.where(pagination.after_condition(model, after))
+    ranked = inner.subquery()
+    row = aliased(model, ranked)
+    statement = select(row).where(ranked.c.rank <= first + 1).order_by(ranked.c.rank)
+    return recorded(statement)

@@ -1,0 +1,211 @@
+"""Cohorts and subscribers: one execution per identical live query, many deliveries.
+
+A cohort is the set of live subscriptions with the same document, variables, operation
+name, throttle and viewer. It runs when invalidated; invalidations that arrive while it
+is queued or running fold into one more run. A result equal to the last is not sent.
+
+Each subscriber holds only a pointer to the newest result it has not sent: a slow
+consumer skips superseded results instead of queueing them, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from strawberry.types import ExecutionResult
+
+from app.auth import Viewer
+from app.live.readset import ReadSet
+
+log = logging.getLogger(__name__)
+
+CohortKey = tuple[str, str, str | None, int, int]
+
+
+@dataclass
+class RunOutcome:
+    result: ExecutionResult
+    reads: ReadSet
+    fingerprint: bytes
+    started_at_version: int
+
+
+Runner = Callable[["Cohort"], Awaitable[RunOutcome]]
+
+
+class Cohort:
+    def __init__(
+        self,
+        key: CohortKey,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        viewer: Viewer,
+        throttle_ms: int,
+        runner: Runner,
+        on_empty: Callable[[Cohort], None],
+    ) -> None:
+        self.key = key
+        self.query = query
+        self.variables = variables
+        self.operation_name = operation_name
+        self.viewer = viewer
+        self.throttle_s = throttle_ms / 1000
+        self._runner = runner
+        self._on_empty = on_empty
+        self.subscribers: set[Subscriber] = set()
+        self.result: ExecutionResult | None = None
+        self.fingerprint: bytes | None = None
+        self.seq = 0
+        self.runs = 0
+        self.version = 0
+        self.running = False
+        self.run_started_version = 0
+        # The oldest invalidating version not yet covered by a completed run, if any.
+        self.pending_since: int | None = 0
+        self._late_since: int | None = None
+        self._dirty = asyncio.Event()
+        self._dirty.set()
+        self._last_run = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"cohort-{self.key[0][:8]}")
+        self._task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("live cohort crashed", exc_info=task.exception())
+            for subscriber in list(self.subscribers):
+                subscriber.fail()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def invalidate(self, version: int) -> None:
+        if self.running and version > self.run_started_version:
+            self._late_since = version if self._late_since is None else self._late_since
+        elif self.pending_since is None:
+            self.pending_since = version
+        self._dirty.set()
+
+    def is_current(self, version: int) -> bool:
+        """No invalidation at or before ``version`` is waiting for a run."""
+        return (self.pending_since is None or self.pending_since > version) and (
+            self._late_since is None or self._late_since > version
+        )
+
+    def add(self, subscriber: Subscriber) -> None:
+        self.subscribers.add(subscriber)
+        if self.result is not None:
+            subscriber.wake()
+
+    def remove(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+        if not self.subscribers:
+            self._on_empty(self)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            if self.throttle_s:
+                wait = self._last_run + self.throttle_s - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            self._dirty.clear()
+            await self._run_once()
+
+    async def _run_once(self) -> None:
+        self.running = True
+        self._late_since = None
+        try:
+            outcome = await self._runner(self)
+        finally:
+            self.running = False
+        self._last_run = time.monotonic()
+        self.runs += 1
+        self.version = outcome.started_at_version
+        self.pending_since = self._late_since
+        self._late_since = None
+        if outcome.fingerprint != self.fingerprint:
+            self.fingerprint = outcome.fingerprint
+            self.result = outcome.result
+            self.seq += 1
+            for subscriber in self.subscribers:
+                subscriber.wake()
+        for subscriber in self.subscribers:
+            subscriber.settled()
+
+
+class SubscriberState(enum.Enum):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class Subscriber:
+    """One live operation of one client; yields its cohort's newest results."""
+
+    def __init__(self, cohort: Cohort, viewer: Viewer, notify: Callable[[], None]) -> None:
+        self.cohort = cohort
+        self.viewer = viewer
+        self.sent_seq = 0
+        self.state = SubscriberState.ACTIVE
+        self._notify = notify
+        self._wake = asyncio.Event()
+        self._failed = False
+        self.waiting_since: float | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def settled(self) -> None:
+        self._notify()
+
+    def fail(self) -> None:
+        self._failed = True
+        self._wake.set()
+
+    @property
+    def caught_up(self) -> bool:
+        return self.sent_seq >= self.cohort.seq
+
+    async def results(
+        self, check: Callable[[Viewer], ExecutionResult | None]
+    ) -> AsyncIterator[ExecutionResult]:
+        """Newest results until the client completes, or ``check`` ends it (auth)."""
+        try:
+            while True:
+                timeout = max(0.0, self.viewer.expires_at - time.time())
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+                ending = check(self.viewer)
+                if ending is not None:
+                    yield ending
+                    return
+                if self._failed:
+                    raise RuntimeError("live query failed")
+                result = self.cohort.result
+                if result is None or self.cohort.seq <= self.sent_seq:
+                    continue
+                seq = self.cohort.seq
+                self.waiting_since = time.monotonic()
+                yield result
+                # Resumed: the transport has sent the result.
+                self.waiting_since = None
+                self.sent_seq = seq
+                self._notify()
+        finally:
+            self.state = SubscriberState.ENDED
+            self.cohort.remove(self)
+            self._notify()

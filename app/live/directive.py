@@ -1,0 +1,99 @@
+"""``@live``: in the SDL and validated, without a Strawberry directive resolver.
+
+Registering a ``strawberry.directive`` adds Strawberry's DirectivesExtension, whose
+async hook around every field resolution made resolution several times slower. The
+directive only matters before execution (is this operation live? how throttled?), so
+it is added to the graphql-core schema directly and read off the parsed document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from graphql import (
+    DirectiveLocation,
+    DocumentNode,
+    GraphQLArgument,
+    GraphQLBoolean,
+    GraphQLDirective,
+    GraphQLError,
+    GraphQLInt,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+)
+from graphql.execution.values import get_directive_values
+
+LIVE_DIRECTIVE = GraphQLDirective(
+    name="live",
+    locations=[DirectiveLocation.QUERY],
+    args={
+        "throttle": GraphQLArgument(
+            GraphQLInt, description="Minimum milliseconds between two results (clamped)."
+        ),
+        "if": GraphQLArgument(
+            GraphQLBoolean, default_value=True, description="Live only when true."
+        ),
+    },
+    description="Keep this query's result current: a new result follows each relevant change.",
+)
+
+
+@dataclass(frozen=True)
+class LiveRequest:
+    throttle_ms: int
+
+
+@lru_cache(maxsize=2048)
+def parse_cached(query: str) -> DocumentNode | None:
+    try:
+        return parse(query)
+    except GraphQLError:
+        return None
+
+
+def find_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((o for o in operations if o.name and o.name.value == name), None)
+
+
+def live_request(
+    query: str | None, operation_name: str | None, variables: dict[str, Any] | None
+) -> LiveRequest | None:
+    """The live parameters if this is a ``query`` operation marked ``@live`` (with if: true)."""
+    if not query or "@live" not in query:
+        return None
+    document = parse_cached(query)
+    if document is None:
+        return None
+    operation = find_operation(document, operation_name)
+    if operation is None or operation.operation is not OperationType.QUERY:
+        return None
+    node = next((d for d in operation.directives or () if d.name.value == "live"), None)
+    if node is None:
+        return None
+    try:
+        values = get_directive_values(LIVE_DIRECTIVE, operation, variables or {})
+    except GraphQLError:
+        # A bad argument: let validation report it as a normal (non-live) error.
+        return None
+    if values is None or not values.get("if", True):
+        return None
+    return LiveRequest(throttle_ms=max(0, int(values.get("throttle") or 0)))
+
+
+def operation_type(query: str | None, operation_name: str | None) -> OperationType | None:
+    if not query:
+        return None
+    document = parse_cached(query)
+    if document is None:
+        return None
+    operation = find_operation(document, operation_name)
+    return None if operation is None else operation.operation
+
+
+__all__ = ["LIVE_DIRECTIVE", "LiveRequest", "live_request", "operation_type"]

@@ -1,0 +1,247 @@
+"""The change feed: every process applies committed batches once, in version order.
+
+Batches arrive two ways: straight from this process's own commits, and through the
+broker (broadcaster: ``memory://`` or ``redis://``) from every process. A batch older
+than what was applied is a duplicate and is dropped; a newer one than the next expected
+waits in a bounded buffer while the missing versions are read from the change log.
+After the broker connection drops and comes back (with backoff: broadcaster does not
+reconnect by itself), the feed also catches up from the change log, so nothing is lost.
+
+broadcaster's own queues are unbounded; the reader drains them without awaiting
+anything else, and what it buffers out of order is bounded by ``max_pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from broadcaster import Broadcast
+
+from app.database import Database
+from app.live import changelog
+from app.live.changes import ChangeBatch
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_S = 2.0
+RECONNECT_MIN_S = 0.05
+RECONNECT_MAX_S = 5.0
+RECENT_BATCHES = 2048
+
+
+class ChangeFeed:
+    def __init__(
+        self,
+        db: Database,
+        broadcast_url: str,
+        channel: str,
+        on_batch: Callable[[ChangeBatch], None],
+        *,
+        max_pending: int = 10_000,
+    ) -> None:
+        self._db = db
+        self._url = broadcast_url
+        self._channel = channel
+        self._on_batch = on_batch
+        self._max_pending = max_pending
+        self.applied_version = 0
+        self._pending: dict[int, ChangeBatch] = {}
+        self._recent: deque[ChangeBatch] = deque(maxlen=RECENT_BATCHES)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._broadcast: Broadcast | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._catch_up_task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self.reconnects = 0
+
+    async def start(self) -> None:
+        async with self._db.read_engine.connect() as conn:
+            self.applied_version = await changelog.current_version(conn)
+        self._reader = asyncio.create_task(self._read_forever(), name="change-feed")
+        self._reader.add_done_callback(_log_crash)
+
+    async def stop(self) -> None:
+        for task in (self._reader, self._catch_up_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._disconnect()
+        for _, waiter in self._waiters:
+            waiter.cancel()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    # -- input -------------------------------------------------------------------------
+
+    async def committed(self, batch: ChangeBatch) -> None:
+        """A batch this process committed: apply it now, then tell the other processes."""
+        self.offer(batch)
+        broadcast = self._broadcast
+        if broadcast is None:
+            return  # the broker is down: others catch up from the log when it returns
+        try:
+            message = orjson.dumps(batch.to_json()).decode()
+            await asyncio.wait_for(broadcast.publish(self._channel, message), PUBLISH_TIMEOUT_S)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            log.warning("publishing version %d failed: %s", batch.version, exc)
+        except Exception as exc:  # noqa: BLE001 - a broker fault must never fail a commit
+            log.warning("publishing version %d failed: %r", batch.version, exc)
+
+    def offer(self, batch: ChangeBatch) -> None:
+        if batch.version <= self.applied_version:
+            return
+        if batch.version > self.applied_version + 1:
+            if len(self._pending) >= self._max_pending:
+                self._pending.clear()
+            self._pending[batch.version] = batch
+            self._schedule_catch_up()
+            return
+        self._apply(batch)
+        while (following := self._pending.pop(self.applied_version + 1, None)) is not None:
+            self._apply(following)
+
+    def _apply(self, batch: ChangeBatch) -> None:
+        self.applied_version = batch.version
+        self._recent.append(batch)
+        self._on_batch(batch)
+        if self._waiters:
+            still = []
+            for version, waiter in self._waiters:
+                if version <= self.applied_version:
+                    if not waiter.done():
+                        waiter.set_result(None)
+                else:
+                    still.append((version, waiter))
+            self._waiters = still
+
+    async def wait_applied(self, version: int, timeout: float) -> bool:
+        if version <= self.applied_version:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((version, waiter))
+        try:
+            await asyncio.wait_for(waiter, timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    def since(self, version: int) -> list[ChangeBatch] | None:
+        """Batches applied after ``version``, or None if they are no longer kept."""
+        if version >= self.applied_version:
+            return []
+        if not self._recent or self._recent[0].version > version + 1:
+            return None
+        return [b for b in self._recent if b.version > version]
+
+    # -- catch-up ----------------------------------------------------------------------
+
+    def _schedule_catch_up(self) -> None:
+        if self._catch_up_task is None or self._catch_up_task.done():
+            self._catch_up_task = asyncio.create_task(self._catch_up(), name="change-catch-up")
+            self._catch_up_task.add_done_callback(_log_crash)
+
+    async def _catch_up(self) -> None:
+        """Read what was missed from the change log, until the log has nothing newer."""
+        while True:
+            async with self._db.read_engine.connect() as conn:
+                batches = await changelog.read_after(conn, self.applied_version)
+            for batch in batches:
+                self.offer(batch)
+            if len(batches) < 1000 and not self._pending:
+                return
+            if not batches:
+                # The log lacks a version we hold later batches for: it was pruned.
+                log.error("change log gap after %d; skipping ahead", self.applied_version)
+                self.applied_version = min(self._pending) - 1
+                self.offer(self._pending.pop(min(self._pending)))
+
+    # -- broker ------------------------------------------------------------------------
+
+    async def _disconnect(self) -> None:
+        broadcast, self._broadcast = self._broadcast, None
+        self._connected.clear()
+        if broadcast is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(broadcast.disconnect(), 2.0)
+
+    async def _read_forever(self) -> None:
+        delay = RECONNECT_MIN_S
+        while True:
+            try:
+                await self._read_once()
+                delay = RECONNECT_MIN_S
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any broker fault means reconnect
+                log.warning("broker connection lost (%r); reconnecting in %.2fs", exc, delay)
+            await self._disconnect()
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(RECONNECT_MAX_S, delay * 2)
+            self.reconnects += 1
+
+    async def _read_once(self) -> None:
+        broadcast = Broadcast(self._url)
+        await asyncio.wait_for(broadcast.connect(), 5.0)
+        self._broadcast = broadcast
+        async with broadcast.subscribe(self._channel) as subscriber:
+            self._connected.set()
+            # Whatever was committed while we were not listening is in the log; and
+            # what we committed while the broker was away, the others have not heard
+            # of: announce our head so that they catch up too.
+            self._schedule_catch_up()
+            head = orjson.dumps({"head": self.applied_version}).decode()
+            await asyncio.wait_for(broadcast.publish(self._channel, head), PUBLISH_TIMEOUT_S)
+            while True:
+                event = await _next_or_failure(broadcast, subscriber)
+                self._receive(orjson.loads(event.message))
+
+    def _receive(self, message: dict[str, Any]) -> None:
+        if "head" in message:
+            if int(message["head"]) > self.applied_version:
+                self._schedule_catch_up()
+            return
+        self.offer(ChangeBatch.from_json(message))
+
+
+async def _next_or_failure(broadcast: Broadcast, subscriber: Any) -> Any:
+    """The next event, or the error that killed broadcaster's listener tasks.
+
+    broadcaster swallows a dead connection: its listener task ends and subscribers wait
+    forever. Watching those tasks (private attributes) is what lets us reconnect.
+    """
+    listeners = [
+        t
+        for t in (
+            getattr(broadcast, "_listener_task", None),
+            getattr(getattr(broadcast, "_backend", None), "_listener", None),
+        )
+        if isinstance(t, asyncio.Task)
+    ]
+    get = asyncio.ensure_future(subscriber.get())
+    done, _ = await asyncio.wait([get, *listeners], return_when=asyncio.FIRST_COMPLETED)
+    if get in done:
+        return get.result()
+    get.cancel()
+    for task in listeners:
+        if task.done():
+            exc = task.exception() if not task.cancelled() else None
+            raise ConnectionError(f"broker listener ended: {exc!r}")
+    raise ConnectionError("broker listener ended")
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s crashed", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,33 @@
+"""Whole-table (or whole-tenant) read recording for reads no loader described.
+
+Loaders and ``Ctx.page`` record precise reads and mark their statements; any other
+SELECT a resolver runs on the read session is recorded here at the coarsest grain that
+is still correct: its tables, narrowed to the viewer's workspace when tenant-scoped.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.sql.util import find_tables
+
+from app import tenancy
+from app.dataloaders.loaders import RECORDED
+from app.live.readset import ReadSet
+
+READS_KEY = "livegraph.reads"
+
+
+def record_fallback(state: ORMExecuteState) -> None:
+    """Reads the loaders did not record themselves count as whole-table reads."""
+    reads: ReadSet | None = state.session.info.get(READS_KEY)
+    if reads is None or not state.is_select or state.execution_options.get(RECORDED):
+        return
+    tenant = state.session.info.get(tenancy.TENANT_KEY)
+    for table in find_tables(state.statement, include_joins=True, include_aliases=True):
+        name = getattr(table, "name", None)
+        if not isinstance(name, str):
+            continue
+        if isinstance(tenant, int) and "workspace_id" in table.c:
+            reads.range(name, "workspace_id", tenant)
+        else:
+            reads.table(name)

@@ -1,0 +1,201 @@
+"""The Strawberry schema with ``@live``: a ``Schema.stream`` override.
+
+Every execution gets a fresh ``Ctx`` (fresh loaders, fresh read set): the context that
+Strawberry hands over is the transport's (per HTTP request, or per WebSocket connection)
+and only says who is asking. A ``query`` marked ``@live`` over a streaming transport
+becomes a subscription to its cohort; over plain HTTP it answers once. On a WebSocket, a
+mutation's result waits until that connection's live queries reflect its version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from typing import Any, cast
+
+import strawberry
+from graphql import GraphQLError, OperationType, validate
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+
+from app.context import Ctx
+from app.errors import FORBIDDEN, UNAUTHENTICATED
+from app.errors_format import format_errors
+from app.live.cohort import Cohort
+from app.live.directive import LIVE_DIRECTIVE, live_request, parse_cached
+from app.live.readset import ReadSet
+
+READ_YOUR_WRITES_TIMEOUT_S = 5.0
+
+
+class LiveSchema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._schema.directives = (*self._schema.directives, LIVE_DIRECTIVE)
+        self._validated: dict[str, list[GraphQLError]] = {}
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        # ErrorCodes logs what was unexpected (with its request id); expected errors
+        # (bad input, not found, ...) are answers, not incidents.
+        return None
+
+    # -- contexts ----------------------------------------------------------------------
+
+    @staticmethod
+    def _fresh(context_value: Any) -> Ctx:
+        if isinstance(context_value, Ctx):
+            return context_value
+        return cast(Ctx, context_value.new_ctx())
+
+    async def execute(  # type: ignore[override]
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        ctx = self._fresh(context_value)
+        try:
+            result = await super().execute(
+                query,
+                variable_values,
+                ctx,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+        finally:
+            if ctx is not context_value:
+                await ctx.close()
+        _stamp_version(result, ctx)
+        return result
+
+    async def execute_live(self, cohort: Cohort, ctx: Ctx) -> tuple[ExecutionResult, ReadSet]:
+        try:
+            result = await super().execute(
+                cohort.query,
+                cohort.variables,
+                ctx,
+                None,
+                cohort.operation_name,
+                (OperationType.QUERY,),
+            )
+        finally:
+            await ctx.close()
+        return result, ctx.reads
+
+    # -- streams -----------------------------------------------------------------------
+
+    async def subscribe(  # type: ignore[override]
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> Any:
+        # The legacy graphql-ws protocol sends every operation as a subscription.
+        return await self.stream(
+            query, variable_values, context_value, root_value, operation_name, operation_extensions
+        )
+
+    async def stream(  # type: ignore[override]
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> Any:
+        live = live_request(query, operation_name, variable_values)
+        if live is not None and query is not None:
+            return self._live(query, variable_values, context_value, operation_name, live.throttle_ms)
+        ctx = self._fresh(context_value)
+        inner = await super().stream(
+            query,
+            variable_values,
+            ctx,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+        return self._once(inner, ctx, context_value)
+
+    async def _once(
+        self, inner: AsyncIterator[Any], ctx: Ctx, transport: Any
+    ) -> AsyncGenerator[Any, None]:
+        try:
+            async for result in inner:
+                connection = getattr(transport, "live_connection", None)
+                if ctx.version is not None and connection is not None:
+                    await connection.wait_caught_up(ctx.version, READ_YOUR_WRITES_TIMEOUT_S)
+                if isinstance(result, ExecutionResult):
+                    _stamp_version(result, ctx)
+                yield result
+        finally:
+            await ctx.close()
+
+    def _validate(self, query: str) -> list[GraphQLError]:
+        errors = self._validated.get(query)
+        if errors is None:
+            document = parse_cached(query)
+            assert document is not None
+            errors = validate(self._schema, document)
+            if len(self._validated) > 4096:
+                self._validated.clear()
+            self._validated[query] = errors
+        return errors
+
+    async def _live(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        transport: Any,
+        operation_name: str | None,
+        throttle_ms: int,
+    ) -> AsyncGenerator[ExecutionResult, None]:
+        errors = self._validate(query)
+        if errors:
+            yield PreExecutionError(data=None, errors=format_errors(errors))
+            return
+        ctx = self._fresh(transport)
+        try:
+            viewer = ctx.require_viewer()
+        except Exception as exc:  # noqa: BLE001 - an AppError, formatted below
+            yield _error(str(exc), getattr(exc, "extensions", {"code": UNAUTHENTICATED}))
+            return
+        services = ctx.services
+        settings = services.settings
+        connection = getattr(transport, "live_connection", None)
+        if connection is not None and len(connection.subscribers) >= settings.live_max_per_connection:
+            yield _error("Too many live queries on this connection", {"code": FORBIDDEN})
+            return
+        throttle = min(
+            max(throttle_ms, settings.live_throttle_default_ms), settings.live_throttle_max_ms
+        )
+        results = services.live.subscribe(
+            query=query,
+            variables=variables,
+            operation_name=operation_name,
+            viewer=viewer,
+            throttle_ms=throttle,
+            connection=connection,
+        )
+        async for result in results:
+            yield result
+
+
+def _error(message: str, extensions: dict[str, Any]) -> ExecutionResult:
+    return ExecutionResult(data=None, errors=[GraphQLError(message, extensions=extensions)])
+
+
+def _stamp_version(result: ExecutionResult, ctx: Ctx) -> None:
+    if ctx.version is not None:
+        result.extensions = {**(result.extensions or {}), "version": ctx.version}

@@ -1,0 +1,1 @@
+"""Queries and mutations, one module per domain; discovered, never registered by hand."""

@@ -1,0 +1,48 @@
+"""Channels of the viewer's workspace."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from sqlalchemy.exc import IntegrityError
+
+from app.context import Ctx, Tx
+from app.errors import Conflict
+from app.pagination import Connection
+from app.schema.api import Input, mutation, query
+from app.schema.models.channel import Channel
+
+
+@query
+async def channels(
+    ctx: Ctx, first: int | None = 50, after: str | None = None
+) -> Connection[Channel]:
+    """The workspace's channels, oldest first."""
+    return await ctx.page(Channel, first=first, after=after)
+
+
+@query
+async def channel(ctx: Ctx, id: strawberry.ID) -> Channel | None:
+    """A channel of the viewer's workspace, or null."""
+    return await ctx.get(Channel, id)
+
+
+@mutation
+async def create_channel(
+    ctx: Ctx, tx: Tx, input: Annotated[Channel, Input("CreateChannelInput", "name")]
+) -> Channel:
+    """Create a channel; its name is unique in the workspace."""
+    channel = Channel(name=input.name.strip())
+    try:
+        await tx.nested(lambda: _insert(tx, channel))
+    except IntegrityError as exc:
+        raise Conflict(
+            f"A channel named {channel.name!r} exists", fields=[{"path": "input.name"}]
+        ) from exc
+    return channel
+
+
+async def _insert(tx: Tx, channel: Channel) -> None:
+    tx.add(channel)
+    await tx.flush()

@@ -1,0 +1,97 @@
+"""Messages: newest-first pages per channel; send (idempotent), edit and delete by author."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from app.context import Ctx, Tx
+from app.errors import Forbidden
+from app.pagination import Connection
+from app.schema.api import Input, mutation, query
+from app.schema.base import utcnow
+from app.schema.models.channel import Channel
+from app.schema.models.message import Message
+
+SendMessageInput = Input("SendMessageInput", "channel_id", "body", "idempotency_key")
+EditMessageInput = Input("EditMessageInput", "id", "body")
+
+
+@query
+async def messages(
+    ctx: Ctx, channel_id: strawberry.ID, first: int | None = 50, after: str | None = None
+) -> Connection[Message]:
+    """A channel's messages, newest first.
+
+    Args:
+        channel_id: The channel to list.
+    """
+    channel = await ctx.fetch(Channel, channel_id)
+    return await ctx.page(Message, first=first, after=after, where=("channel_id", channel.id))
+
+
+@mutation
+async def send_message(
+    ctx: Ctx, tx: Tx, input: Annotated[Message, SendMessageInput]
+) -> Message:
+    """Post to a channel. Retrying with the same `idempotencyKey` returns the first message."""
+    author_id = ctx.require_viewer().user_id
+    await tx.fetch(Channel, input.channel_id)
+    message = Message(
+        channel_id=input.channel_id,
+        author_id=author_id,
+        body=input.body,
+        idempotency_key=input.idempotency_key,
+    )
+    if input.idempotency_key is None:
+        tx.add(message)
+        return message
+    try:
+        await tx.nested(lambda: _insert(tx, message))
+    except IntegrityError:
+        # The unique (author, key) constraint caught a retry: answer with the original.
+        first: Message | None = await tx.first(
+            select(Message).where(
+                Message.author_id == author_id,
+                Message.idempotency_key == input.idempotency_key,
+            )
+        )
+        if first is None:
+            raise
+        return first
+    return message
+
+
+async def _insert(tx: Tx, message: Message) -> None:
+    tx.add(message)
+    await tx.flush()
+
+
+async def _own_message(ctx: Ctx, tx: Tx, ident: object) -> Message:
+    message = await tx.fetch(Message, ident)
+    if message.author_id != ctx.require_viewer().user_id:
+        raise Forbidden("Only the author can change a message")
+    return message
+
+
+@mutation
+async def edit_message(
+    ctx: Ctx, tx: Tx, input: Annotated[Message, EditMessageInput]
+) -> Message:
+    """Change a message's text (author only)."""
+    message = await _own_message(ctx, tx, input.id)
+    message.body = input.body
+    message.edited_at = utcnow()
+    tx.add(message)
+    return message
+
+
+@mutation
+async def delete_message(ctx: Ctx, tx: Tx, id: strawberry.ID) -> strawberry.ID:
+    """Delete a message (author only); returns its id."""
+    message = await _own_message(ctx, tx, id)
+    await tx.delete(message)
+    return id

@@ -1,0 +1,74 @@
+"""What every table shares: tenant ownership, timestamps, and column markers.
+
+The generator in ``app.schema.types`` reads these markers off the SQLAlchemy columns,
+so a model module is all a new table needs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+PRIVATE = "private"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware.
+
+    SQLite keeps no offset; without this a value read back would be naive and compare
+    unequal to the one written, which breaks keyset cursors.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def private(**kwargs: Any) -> Any:
+    """A column that never appears in GraphQL, in output or input (e.g. a password hash)."""
+    return Field(sa_column_kwargs={"info": {PRIVATE: True}}, **kwargs)
+
+
+def created_at_field(description: str = "When it was created.") -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, description=description)
+
+
+def workspace_field() -> Any:
+    """The owning workspace: what tenant isolation filters on. Never exposed."""
+    return Field(
+        foreign_key="workspace.id",
+        index=True,
+        sa_column_kwargs={"info": {PRIVATE: True}},
+        description="The workspace the row belongs to.",
+    )
+
+
+class TenantScoped(SQLModel):
+    """Mixin for rows that belong to one workspace.
+
+    Every read through a tenant session is filtered on ``workspace_id`` and every write
+    is checked against it (``app.tenancy``): resolvers never repeat that filter.
+    """
+
+    workspace_id: int = workspace_field()

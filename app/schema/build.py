@@ -1,0 +1,51 @@
+"""Assemble the schema: discover models and resolvers, generate types, add ``@live``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from app.errors_format import ErrorCodes
+from app.live.schema import LiveSchema
+from app.schema.api import collect, root_type
+from app.schema.registry import MODEL_PACKAGES, RESOLVER_PACKAGES, import_all, table_models
+from app.schema.types import graphql_type
+
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+MAX_TOKENS = 5000
+
+
+def build_schema(
+    model_packages: Sequence[str] = MODEL_PACKAGES,
+    resolver_packages: Sequence[str] = RESOLVER_PACKAGES,
+) -> LiveSchema:
+    models = table_models(model_packages)
+    for model in models:
+        graphql_type(model)
+    modules = import_all(resolver_packages)
+    query = root_type("Query", collect(modules, "query"), "Read the viewer's workspace.")
+    mutation = root_type("Mutation", collect(modules, "mutation"), "Change data, atomically.")
+    if query is None:
+        raise RuntimeError("no @query functions found")
+    return LiveSchema(
+        query=query,
+        mutation=mutation,
+        extensions=[
+            ErrorCodes,
+            ParserCache(maxsize=2048),
+            ValidationCache(maxsize=2048),
+            QueryDepthLimiter(max_depth=MAX_DEPTH),
+            MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        ],
+        config=StrawberryConfig(auto_camel_case=True),
+    )

@@ -1,0 +1,1 @@
+"""The tables: one module per table, discovered by ``app.schema.registry``."""

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field
+
+from app.schema.base import TenantScoped, created_at_field, private
+
+
+class Invite(TenantScoped, table=True):
+    """A code that lets a new user join the workspace it was made in."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True, max_length=64, description="The code to share.")
+    created_by_id: int = private(foreign_key="user.id", index=True)
+    created_at: datetime = created_at_field()

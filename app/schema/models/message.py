@@ -1,0 +1,38 @@
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, Relationship
+
+from app.schema.base import TenantScoped, UTCDateTime, created_at_field, private
+
+if TYPE_CHECKING:
+    from app.schema.models.channel import Channel
+    from app.schema.models.user import User
+
+
+class Message(TenantScoped, table=True):
+    """A message posted to a channel. Listed newest first."""
+
+    # A retried send carries the same key: the constraint, not a check, makes it once-only.
+    __table_args__ = (
+        UniqueConstraint("author_id", "idempotency_key"),
+        # Serves the keyset page of a channel's messages without a sort.
+        Index("ix_message_channel_page", "channel_id", "created_at", "id"),
+    )
+    # Keyset order of every list of messages: newest first, the id breaks ties.
+    __list_order__: ClassVar[tuple[str, ...]] = ("-created_at", "-id")
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True, description="Its channel.")
+    author_id: int = Field(foreign_key="user.id", index=True, description="Who wrote it.")
+    body: str = Field(min_length=1, max_length=4000, description="The text.")
+    idempotency_key: str | None = private(default=None, max_length=128)
+    created_at: datetime = created_at_field()
+    edited_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="When it was last edited, if ever."
+    )
+    channel: "Channel" = Relationship(
+        back_populates="messages", sa_relationship_kwargs={"lazy": "raise"}
+    )
+    author: "User" = Relationship(sa_relationship_kwargs={"lazy": "raise"})

@@ -1,0 +1,157 @@
+"""GraphQL object types generated from the SQLModel tables.
+
+For each table: a Strawberry type named like the model, documented by the model's
+docstring and field descriptions. Columns become fields (the primary key as ``ID!``,
+nullability kept); private columns and the foreign keys that a relationship replaces are
+left out. A many-to-one relationship becomes an object field loaded by primary key; a
+one-to-many relationship becomes a keyset-paginated connection batched by foreign key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import types
+import typing
+import uuid
+from typing import Annotated, Any
+
+import strawberry
+from sqlalchemy import Column, inspect
+from sqlalchemy.orm import RelationshipDirection, RelationshipProperty
+from sqlmodel import SQLModel
+
+from app.pagination import Connection
+from app.schema.base import PRIVATE
+
+_generated: dict[type[SQLModel], type] = {}
+
+SCALARS: dict[type, Any] = {
+    int: int,
+    str: str,
+    bool: bool,
+    float: float,
+    dt.datetime: dt.datetime,
+    dt.date: dt.date,
+    decimal.Decimal: decimal.Decimal,
+    uuid.UUID: uuid.UUID,
+}
+
+
+def base_type(annotation: Any) -> Any:
+    """``int | None`` -> ``int``: nullability comes from the column, not the hint."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def is_private(column: Column[Any]) -> bool:
+    return bool(column.info.get(PRIVATE))
+
+
+def _relationships(model: type[SQLModel]) -> list[RelationshipProperty[Any]]:
+    return list(inspect(model).relationships)
+
+
+def replaced_foreign_keys(model: type[SQLModel]) -> set[str]:
+    names: set[str] = set()
+    for rel in _relationships(model):
+        if rel.direction is RelationshipDirection.MANYTOONE:
+            names.update(c.name for c in rel.local_columns)
+    return names
+
+
+def field_annotation(model: type[SQLModel], column: Column[Any]) -> Any:
+    info = model.model_fields.get(column.key)
+    python = base_type(info.annotation) if info else column.type.python_type
+    scalar: Any = strawberry.ID if column.primary_key else SCALARS.get(python, python)
+    return scalar | None if column.nullable and not column.primary_key else scalar
+
+
+def description(model: type[SQLModel], name: str) -> str | None:
+    info = model.model_fields.get(name)
+    return info.description if info else None
+
+
+def _many_to_one(rel: RelationshipProperty[Any]) -> Any:
+    target = rel.mapper.class_
+    (local,) = rel.local_columns
+    nullable = local.nullable
+
+    async def resolve(root: Any, info: strawberry.Info) -> Any:
+        key = getattr(root, local.key)
+        if key is None:
+            return None
+        return await info.context.loaders.by_pk(target).load(key)
+
+    resolve.__annotations__["return"] = graphql_type(target) | None if nullable else graphql_type(
+        target
+    )
+    resolve.__name__ = rel.key
+    return strawberry.field(
+        resolver=resolve,
+        description=description(rel.parent.class_, local.key) or f"The related {target.__name__}.",
+    )
+
+
+def _one_to_many(rel: RelationshipProperty[Any]) -> Any:
+    target = rel.mapper.class_
+    ((parent_column, child_column),) = rel.local_remote_pairs
+
+    async def resolve(
+        root: Any,
+        info: strawberry.Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size (maximum 200).")
+        ] = 50,
+        after: Annotated[
+            str | None, strawberry.argument(description="The `endCursor` of the previous page.")
+        ] = None,
+    ) -> Any:
+        return await info.context.page(
+            target, first=first, after=after, where=(child_column.key, getattr(root, parent_column.key))
+        )
+
+    resolve.__annotations__["return"] = Connection[graphql_type(target)]  # type: ignore[misc]
+    resolve.__name__ = rel.key
+    return strawberry.field(
+        resolver=resolve,
+        description=rel.info.get("description") or f"Its {target.__name__} items, in keyset pages.",
+    )
+
+
+def graphql_type(model: type[SQLModel]) -> type:
+    """The generated type of a table (created on first use, relationships filled later)."""
+    existing = _generated.get(model)
+    if existing is not None:
+        return existing
+    table = model.__table__  # type: ignore[attr-defined]
+    hidden = replaced_foreign_keys(model)
+    namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__}
+    for column in table.columns:
+        if is_private(column) or column.key in hidden:
+            continue
+        namespace["__annotations__"][column.key] = field_annotation(model, column)
+        text = description(model, column.key)
+        if column.primary_key:
+            text = text or f"Unique identifier of the {model.__name__}."
+        namespace[column.key] = strawberry.field(description=text)
+    cls = type(model.__name__, (), namespace)
+    _generated[model] = cls
+    for rel in _relationships(model):
+        if rel.direction is RelationshipDirection.MANYTOONE:
+            field = _many_to_one(rel)
+        elif rel.direction is RelationshipDirection.ONETOMANY:
+            field = _one_to_many(rel)
+        else:
+            continue
+        setattr(cls, rel.key, field)
+    doc = (model.__doc__ or "").strip() or None
+    strawberry.type(cls, name=model.__name__, description=doc)
+    return cls
+
+
+def is_generated(model: object) -> bool:
+    return isinstance(model, type) and model in _generated

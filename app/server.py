@@ -1,0 +1,211 @@
+"""The ASGI application: GraphQL over HTTP, WebSocket and SSE at ``/graphql``."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlmodel import SQLModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+)
+
+from app.auth import TokenService, Viewer, bearer
+from app.context import Ctx, Services
+from app.database import Database
+from app.errors import AppError, Unauthenticated
+from app.live import changelog
+from app.live.engine import LiveEngine
+from app.live.schema import LiveSchema
+from app.schema.build import build_schema
+from app.schema.sync import apply_sync
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
+
+
+@dataclass
+class TransportContext:
+    """Per HTTP request or per WebSocket connection: who is asking, and how."""
+
+    services: Services
+    request: Request | WebSocket
+    viewer: Viewer | None = None
+    auth_error: AppError | None = None
+    live_connection: Any = None
+    connection_params: dict[str, Any] | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+
+    def authenticate(self, authorization: object) -> None:
+        self.viewer, self.auth_error = None, None
+        token = bearer(authorization)
+        if token is None:
+            if authorization:
+                self.auth_error = Unauthenticated("Malformed Authorization header")
+            return
+        try:
+            self.viewer = self.services.tokens.decode(token)
+        except Unauthenticated as exc:
+            self.auth_error = exc
+
+    def new_ctx(self) -> Ctx:
+        return Ctx(
+            self.services,
+            self.viewer,
+            request_id=self.request_id,
+            connection=self,
+            auth_error=self.auth_error,
+        )
+
+
+class GraphQLView(GraphQL[TransportContext, None]):
+    def __init__(self, schema: LiveSchema, services_ref: ServicesRef, settings: Settings) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+            ),
+            connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+            max_subscriptions_per_connection=settings.live_max_per_connection,
+            allowed_origins=settings.allowed_origins or ("*",),
+        )
+        self._services = services_ref
+
+    def encode_json(self, data: object) -> str:
+        return orjson.dumps(data).decode()
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> TransportContext:
+        from app.live.engine import LiveConnection
+
+        context = TransportContext(self._services.get(), request)
+        if isinstance(request, WebSocket):
+            context.live_connection = LiveConnection()
+        else:
+            context.authenticate(request.headers.get("authorization"))
+        return context
+
+    async def on_ws_connect(self, context: TransportContext) -> None:
+        params = context.connection_params or {}
+        authorization = params.get("authorization") or params.get("Authorization")
+        if authorization is None:
+            return None  # anonymous: only public operations will answer
+        context.authenticate(authorization)
+        if context.auth_error is not None:
+            raise ConnectionRejectionError({"message": context.auth_error.message})
+        return None
+
+
+class ServicesRef:
+    """The services, once the lifespan has built them."""
+
+    def __init__(self) -> None:
+        self._services: Services | None = None
+
+    def set(self, services: Services | None) -> None:
+        self._services = services
+
+    def get(self) -> Services:
+        if self._services is None:
+            raise RuntimeError("the application has not started")
+        return self._services
+
+
+async def start_services(settings: Settings, schema: LiveSchema) -> Services:
+    db = Database(settings.database_url, statement_timeout_ms=settings.statement_timeout_ms)
+    await apply_sync(db.write_engine, SQLModel.metadata)
+    async with db.write_engine.begin() as conn:
+        await changelog.ensure_clock(conn)
+    live = LiveEngine(
+        db,
+        settings.broadcast_url,
+        f"{settings.channel_prefix}:changes",
+        settings.max_pending_batches,
+    )
+    services = Services(
+        settings=settings,
+        db=db,
+        tokens=TokenService(settings.secret_key, settings.token_issuer, settings.token_ttl_seconds),
+        live=live,
+    )
+
+    async def execute(cohort: Any) -> Any:
+        return await schema.execute_live(cohort, Ctx(services, cohort.viewer))
+
+    live.bind(execute)
+    await live.start()
+    return services
+
+
+async def stop_services(services: Services) -> None:
+    await services.live.stop()
+    await services.db.dispose()
+
+
+def create_app(
+    settings: Settings | None = None, *, demo: bool = False, public_url: str | None = None
+) -> Starlette:
+    settings = settings or Settings.from_env()
+    schema = build_schema()
+    ref = ServicesRef()
+    view = GraphQLView(schema, ref, settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        services = await start_services(settings, schema)
+        ref.set(services)
+        if demo:
+            from app.demo import DEMO_EMAIL, DEMO_PASSWORD, seed
+
+            token = await seed(services)
+            url = public_url or "http://127.0.0.1:8000"
+            print(
+                f"\n  GraphiQL:   {url}/graphql\n"
+                f"  Demo user:  {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
+                f"  Demo token: {token}\n"
+                '  Header:     {"Authorization": "Bearer <demo token>"}\n',
+                flush=True,
+            )
+        try:
+            yield
+        finally:
+            await stop_services(services)
+            ref.set(None)
+
+    async def health(_request: Request) -> Response:
+        services = ref.get()
+        return JSONResponse(
+            {"ok": True, "version": services.live.feed.applied_version}
+        )
+
+    routes: list[Any] = [
+        Route("/graphql", view, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", view),
+        Route("/healthz", health),
+    ]
+    if settings.web_dist and Path(settings.web_dist).is_dir():
+        routes.append(Mount("/", StaticFiles(directory=settings.web_dist, html=True)))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.schema = schema
+    app.state.services = ref
+    return app

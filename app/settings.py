@@ -1,0 +1,110 @@
+"""Settings read from the environment, once, at start-up.
+
+``DATABASE_URL`` and ``BROADCAST_URL`` choose the backends by URL, as broadcaster does:
+``sqlite+aiosqlite://`` / ``postgresql+asyncpg://`` and ``memory://`` / ``redis://``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))
+
+
+class SettingsError(RuntimeError):
+    """The environment does not describe a runnable server (e.g. production without a key)."""
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else int(value)
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else float(value)
+
+
+def _list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _development_secret(data_dir: Path) -> str:
+    # A generated key is kept on disk so tokens survive a restart in development.
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    broadcast_url: str
+    secret_key: str = field(repr=False)
+    production: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    token_ttl_seconds: int = 7 * 24 * 3600
+    token_issuer: str = "livegraph"
+    page_size_default: int = 50
+    page_size_max: int = 200
+    transaction_retries: int = 5
+    statement_timeout_ms: int = 5000
+    changelog_retention: int = 100_000
+    live_throttle_default_ms: int = 0
+    live_throttle_max_ms: int = 60_000
+    live_max_per_connection: int = 100
+    max_pending_batches: int = 10_000
+    slow_consumer_timeout_s: float = 10.0
+    graphiql: bool = True
+    introspection: bool = True
+    web_dist: str | None = None
+    channel_prefix: str = "livegraph"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        production = _bool("PRODUCTION", False)
+        data_dir = Path(os.environ.get("DATA_DIR", str(DATA_DIR)))
+        secret = os.environ.get("SECRET_KEY")
+        if not secret:
+            if production:
+                raise SettingsError("SECRET_KEY must be set when PRODUCTION=1")
+            secret = _development_secret(data_dir)
+        default_db = f"sqlite+aiosqlite:///{data_dir / 'livegraph.db'}"
+        return cls(
+            database_url=os.environ.get("DATABASE_URL", default_db),
+            broadcast_url=os.environ.get("BROADCAST_URL", "memory://"),
+            secret_key=secret,
+            production=production,
+            allowed_origins=_list("ALLOWED_ORIGINS", ()),
+            token_ttl_seconds=_int("TOKEN_TTL_SECONDS", 7 * 24 * 3600),
+            page_size_default=_int("PAGE_SIZE_DEFAULT", 50),
+            page_size_max=_int("PAGE_SIZE_MAX", 200),
+            transaction_retries=_int("TRANSACTION_RETRIES", 5),
+            statement_timeout_ms=_int("STATEMENT_TIMEOUT_MS", 5000),
+            changelog_retention=_int("CHANGELOG_RETENTION", 100_000),
+            live_throttle_max_ms=_int("LIVE_THROTTLE_MAX_MS", 60_000),
+            live_max_per_connection=_int("LIVE_MAX_PER_CONNECTION", 100),
+            slow_consumer_timeout_s=_float("SLOW_CONSUMER_TIMEOUT_S", 10.0),
+            graphiql=_bool("GRAPHIQL", not production),
+            introspection=_bool("INTROSPECTION", not production),
+            web_dist=os.environ.get("WEB_DIST") or None,
+            channel_prefix=os.environ.get("CHANNEL_PREFIX", "livegraph"),
+        )

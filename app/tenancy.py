@@ -1,0 +1,94 @@
+"""Tenant isolation, enforced once for every session instead of in each resolver.
+
+A session is opened for one workspace (``scope(session, workspace_id)``): every SELECT it
+runs is filtered to that workspace's rows (``with_loader_criteria``) and every row it
+writes is stamped with, or checked against, that workspace. A session that is neither
+scoped nor explicitly unscoped (sign-up and sign-in only) refuses to read tenant rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, with_loader_criteria
+
+from sqlmodel import SQLModel
+
+from app.errors import Forbidden
+from app.schema.base import TenantScoped
+from app.schema.models.workspace import Workspace
+
+TENANT_KEY = "livegraph.workspace_id"
+UNSCOPED = "unscoped"
+
+
+class TenantScopeMissing(RuntimeError):
+    """A session read or wrote tenant rows without saying whose."""
+
+
+def scope(session: Session, workspace_id: int) -> None:
+    session.info[TENANT_KEY] = workspace_id
+
+
+def unscoped(session: Session) -> None:
+    """For the few flows that precede a tenant: sign-up and sign-in."""
+    session.info[TENANT_KEY] = UNSCOPED
+
+
+def _tenant(session: Session) -> int | str:
+    tenant: int | str | None = session.info.get(TENANT_KEY)
+    if tenant is None:
+        raise TenantScopeMissing("session has no workspace scope")
+    return tenant
+
+
+def _filter_reads(state: ORMExecuteState) -> None:
+    if not state.is_select or state.is_column_load or state.is_relationship_load:
+        return
+    tenant = _tenant(state.session)
+    if tenant == UNSCOPED:
+        return
+    state.statement = state.statement.options(
+        *(
+            with_loader_criteria(model, model.workspace_id == tenant, include_aliases=True)
+            for model in tenant_models()
+        ),
+        with_loader_criteria(Workspace, Workspace.id == tenant, include_aliases=True),  # type: ignore[arg-type]
+    )
+
+
+def tenant_models() -> tuple[type[TenantScoped], ...]:
+    """Every mapped table class that belongs to a workspace (cached per mapper set)."""
+    mappers = SQLModel._sa_registry.mappers  # noqa: SLF001
+    if _tenant_cache.get("count") != len(mappers):
+        _tenant_cache["models"] = tuple(
+            m.class_ for m in mappers if issubclass(m.class_, TenantScoped)
+        )
+        _tenant_cache["count"] = len(mappers)
+    models: tuple[type[TenantScoped], ...] = _tenant_cache["models"]  # type: ignore[assignment]
+    return models
+
+
+_tenant_cache: dict[str, object] = {}
+
+
+def _check_writes(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    written = [*session.new, *session.dirty, *session.deleted]
+    if not any(isinstance(obj, TenantScoped) for obj in written):
+        return
+    tenant = _tenant(session)
+    for obj in written:
+        if not isinstance(obj, TenantScoped):
+            continue
+        if obj in session.new and obj.workspace_id is None and tenant != UNSCOPED:
+            obj.workspace_id = tenant  # type: ignore[assignment]
+        if tenant != UNSCOPED and obj.workspace_id != tenant:
+            raise Forbidden("Cannot write rows of another workspace")
+
+
+def install(session_class: type[Session]) -> None:
+    if not event.contains(session_class, "do_orm_execute", _filter_reads):
+        event.listen(session_class, "do_orm_execute", _filter_reads)
+        # Before change capture, so captured rows carry their stamped workspace.
+        event.listen(session_class, "before_flush", _check_writes, insert=True)

@@ -1,0 +1,86 @@
+"""The one transaction helper every mutation runs in.
+
+It commits whole or rolls back whole. Row changes captured during the transaction are
+appended to the change log inside it, so they exist if and only if it commits. A busy
+SQLite database or a PostgreSQL serialization failure / deadlock is retried a bounded
+number of times with jittered backoff, then reported as a structured CONFLICT error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from app import tenancy
+from app.context import Tx
+from app.database import Database
+from app.errors import Conflict
+from app.live import changelog
+from app.live.capture import CAPTURE_KEY, take_changes
+from app.live.changes import ChangeBatch
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+BACKOFF_BASE_S = 0.01
+BACKOFF_MAX_S = 0.5
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig).lower()
+        if "database is locked" in text or "database is busy" in text:
+            return True
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        return code in RETRYABLE_SQLSTATES
+    return False
+
+
+async def transact(
+    db: Database,
+    body: Callable[[Tx], Awaitable[T]],
+    *,
+    workspace_id: int | None,
+    retries: int,
+) -> tuple[T, ChangeBatch | None]:
+    """Run ``body`` in one write transaction; return its result and committed batch."""
+    for attempt in range(retries + 1):
+        session = db.write_session()
+        sync = session.sync_session
+        sync.info[CAPTURE_KEY] = True
+        if workspace_id is None:
+            tenancy.unscoped(sync)
+        else:
+            tenancy.scope(sync, workspace_id)
+        try:
+            async with session.begin():
+                result = await body(Tx(session, lock_rows=not db.is_sqlite))
+                await session.flush()
+                changes = take_changes(sync)
+                batch = (
+                    await changelog.append(await session.connection(), changes)
+                    if changes
+                    else None
+                )
+            return result, batch
+        except (OperationalError, DBAPIError) as exc:
+            if not is_retryable(exc) or attempt == retries:
+                if is_retryable(exc):
+                    raise Conflict("The database is busy; try again", retryable=True) from exc
+                raise
+            delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt) * (0.5 + random.random())
+            log.info("retrying a busy transaction (attempt %d) in %.3fs", attempt + 1, delay)
+            await asyncio.sleep(delay)
+        finally:
+            await session.close()
+    raise AssertionError("unreachable")

@@ -1,0 +1,404 @@
+"""Start benchmark targets as subprocesses on free loopback ports; stop them cleanly.
+
+Every scenario command (fanout.py and its siblings) uses the same pieces:
+
+    with running_target("node") as target:      # free port, readiness wait, clean stop
+        report = run_loadgen(["fanout", ...], target)
+
+A target is one of `TARGETS`: ours (`python -m app serve`, fresh SQLite in a temp dir),
+the Node peer, the hand-written Python peer, and the floor. Each runs in its own process
+group with its own temp dir; its output goes to a log whose tail is shown on failure.
+
+Errors:
+
+    HarnessError
+      ├── TargetUnavailable   the target cannot run on this machine (say why, skip it)
+      └── TargetFailed        it was started but did not become ready, or a run failed
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+PEERS_DIR = BENCH_DIR / "peers"
+NODE_PEER_DIR = PEERS_DIR / "node"
+RESULTS_DIR = BENCH_DIR / "results"
+HOST = "127.0.0.1"
+PYTHON = sys.executable
+LOADGEN = BENCH_DIR / "loadgen.py"
+
+STARTUP_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+NPM_TIMEOUT_S = 300.0
+LOG_TAIL_BYTES = 4000
+OPEN_FILES_WANTED = 20_000
+
+# Extra environment for our server under benchmark. Rate limits, if the server enforces
+# them on sendMessage, must not throttle the load generator's writes.
+OURS_EXTRA_ENV: dict[str, str] = {}
+
+
+class HarnessError(RuntimeError):
+    """Base of the harness's errors."""
+
+
+class TargetUnavailable(HarnessError):
+    """The target cannot run here; the message says why."""
+
+
+class TargetFailed(HarnessError):
+    """The target did not start, did not become ready, or its run failed."""
+
+
+# Targets --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadyProbe:
+    """An HTTP request that answers below 500 once the server is ready."""
+
+    method: str
+    path: str
+    body: bytes | None = None
+
+
+GRAPHQL_PROBE = ReadyProbe("POST", "/graphql", b'{"query":"{ __typename }"}')
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    kind: str  # the loadgen kind: live, subscription or floor
+    description: str
+    argv: Sequence[str]
+    cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
+    probe: ReadyProbe = GRAPHQL_PROBE
+    graphql_path: str = "/graphql"
+
+
+def _ours(port: int, workdir: Path) -> TargetSpec:
+    if not (REPO_DIR / "app" / "__main__.py").exists():
+        raise TargetUnavailable("app/__main__.py does not exist yet (`python -m app serve`)")
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.sqlite'}",
+        "BROADCAST_URL": "memory://",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "DATA_DIR": str(workdir),
+        **OURS_EXTRA_ENV,
+    }
+    argv = [PYTHON, "-m", "app", "serve", "--host", HOST, "--port", str(port)]
+    return TargetSpec("ours", "live", "python -m app serve (SQLite file)", argv, REPO_DIR, env)
+
+
+def _node(port: int, workdir: Path) -> TargetSpec:
+    node = shutil.which("node")
+    if node is None:
+        raise TargetUnavailable("node is not on PATH")
+    ensure_node_peer()
+    argv = [node, str(NODE_PEER_DIR / "server.mjs"), "--port", str(port)]
+    env = {"NODE_ENV": "production"}
+    description = "graphql-ws + @n1ru4l/in-memory-live-query-store (memory)"
+    return TargetSpec("node", "live", description, argv, NODE_PEER_DIR, env)
+
+
+def _python(port: int, workdir: Path) -> TargetSpec:
+    argv = [
+        PYTHON,
+        str(PEERS_DIR / "python_peer.py"),
+        "--port",
+        str(port),
+        "--database",
+        str(workdir / "peer.sqlite"),
+    ]
+    env = {"SECRET_KEY": secrets.token_urlsafe(32)}
+    description = "Strawberry subscription + broadcaster re-run (SQLite file)"
+    return TargetSpec("python", "subscription", description, argv, REPO_DIR, env)
+
+
+def _floor(port: int, workdir: Path) -> TargetSpec:
+    argv = [PYTHON, str(PEERS_DIR / "floor.py"), "--port", str(port)]
+    probe = ReadyProbe("GET", "/health")
+    description = "uvicorn WebSocket: one prebuilt frame to N sockets"
+    return TargetSpec("floor", "floor", description, argv, REPO_DIR, probe=probe)
+
+
+TARGETS: dict[str, Callable[[int, Path], TargetSpec]] = {
+    "ours": _ours,
+    "node": _node,
+    "python": _python,
+    "floor": _floor,
+}
+
+
+def ensure_node_peer() -> None:
+    """Install the Node peer's packages from its lock file when they are missing."""
+    installed = NODE_PEER_DIR / "node_modules" / ".package-lock.json"
+    lock = NODE_PEER_DIR / "package-lock.json"
+    if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise TargetUnavailable("npm is not on PATH; cannot install the Node peer")
+    print("installing the Node peer's packages (npm ci) ...", file=sys.stderr, flush=True)
+    completed = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=NODE_PEER_DIR,
+        capture_output=True,
+        text=True,
+        timeout=NPM_TIMEOUT_S,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise TargetUnavailable(f"npm ci failed: {completed.stderr[-LOG_TAIL_BYTES:]}")
+
+
+# Processes ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def raise_fd_limit(wanted: int = OPEN_FILES_WANTED) -> int:
+    """Raise this process's soft open-files limit (inherited by the targets)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
+
+
+@dataclass
+class RunningTarget:
+    spec: TargetSpec
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    workdir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}{self.spec.graphql_path}"
+
+    def log_tail(self) -> str:
+        return _tail(self.log_path)
+
+    def usage(self) -> dict[str, float]:
+        """CPU seconds so far and resident memory now, in bytes."""
+        try:
+            process = psutil.Process(self.process.pid)
+            cpu = process.cpu_times()
+            return {"cpu_s": cpu.user + cpu.system, "rss_bytes": float(process.memory_info().rss)}
+        except psutil.Error:
+            return {"cpu_s": float("nan"), "rss_bytes": float("nan")}
+
+
+def _tail(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _probe_once(port: int, probe: ReadyProbe) -> bool:
+    connection = http.client.HTTPConnection(HOST, port, timeout=2.0)
+    try:
+        headers = {"Content-Type": "application/json"} if probe.body else {}
+        connection.request(probe.method, probe.path, body=probe.body, headers=headers)
+        return connection.getresponse().status < 500
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def wait_ready(target: RunningTarget, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if target.process.poll() is not None:
+            raise TargetFailed(
+                f"{target.spec.name} exited with {target.process.returncode} while starting:\n"
+                + target.log_tail()
+            )
+        if _probe_once(target.port, target.spec.probe):
+            return
+        time.sleep(0.1)
+    raise TargetFailed(f"{target.spec.name} not ready in {timeout}s:\n{target.log_tail()}")
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM, wait, then SIGKILL the target's own process group (ours alone)."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout)
+
+
+@contextlib.contextmanager
+def running_target(
+    name: str, *, startup_timeout: float = STARTUP_TIMEOUT_S, keep_workdir: bool = False
+) -> Iterator[RunningTarget]:
+    """Start target `name` on a free loopback port; stop it and clean up on exit."""
+    if name not in TARGETS:
+        raise HarnessError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
+    raise_fd_limit()
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    try:
+        port = free_port()
+        spec = TARGETS[name](port, workdir)
+        log_path = workdir / "server.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                list(spec.argv),
+                cwd=spec.cwd,
+                env={**os.environ, **spec.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so stop() reaches it alone
+            )
+        target = RunningTarget(spec, port, process, log_path, workdir)
+        try:
+            wait_ready(target, startup_timeout)
+            yield target
+        finally:
+            stop(process)
+    finally:
+        if not keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def check_available(name: str) -> str | None:
+    """None if target `name` can run here, else the reason it cannot."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-check-"))
+    try:
+        TARGETS[name](0, workdir)
+        return None
+    except TargetUnavailable as error:
+        return str(error)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# Load generator -------------------------------------------------------------------
+
+
+class ResourceSampler:
+    """Samples a target's resident memory in a thread; bounded by `stop()` or `limit`."""
+
+    def __init__(self, target: RunningTarget, interval: float = 0.25, limit: int = 20_000):
+        self._target = target
+        self._interval = interval
+        self._limit = limit
+        self._stopped = threading.Event()
+        self.peak_rss = 0.0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ResourceSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        for _ in range(self._limit):
+            rss = self._target.usage()["rss_bytes"]
+            if rss == rss:  # not NaN
+                self.peak_rss = max(self.peak_rss, rss)
+            if self._stopped.wait(self._interval):
+                return
+
+
+def run_loadgen(args: Sequence[str], target: RunningTarget, timeout: float) -> dict[str, Any]:
+    """Run bench/loadgen.py in its own process against `target`; its JSON report.
+
+    The report gains `server` (CPU seconds used and peak/start RSS during the run) and
+    `loadgen_process` (the loadgen process's own CPU seconds, from rusage).
+    """
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+        out_path = Path(handle.name)
+    argv = [PYTHON, str(LOADGEN), *args, "--url", target.url, "--json-out", str(out_path)]
+    before = target.usage()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        with ResourceSampler(target) as sampler:
+            completed = subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        after = target.usage()
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if completed.returncode != 0:
+            raise TargetFailed(
+                f"loadgen failed against {target.spec.name} (exit {completed.returncode}):\n"
+                f"{completed.stderr[-LOG_TAIL_BYTES:]}\n--- server log ---\n{target.log_tail()}"
+            )
+        report: dict[str, Any] = json.loads(out_path.read_text())
+    except subprocess.TimeoutExpired as error:
+        raise TargetFailed(f"loadgen against {target.spec.name} exceeded {timeout}s") from error
+    finally:
+        out_path.unlink(missing_ok=True)
+    report["server"] = {
+        "cpu_s": round(after["cpu_s"] - before["cpu_s"], 3),
+        "rss_start_bytes": before["rss_bytes"],
+        "rss_peak_bytes": max(sampler.peak_rss, after["rss_bytes"]),
+    }
+    report["loadgen_process"] = {
+        "cpu_s": round(
+            (children_after.ru_utime - children_before.ru_utime)
+            + (children_after.ru_stime - children_before.ru_stime),
+            3,
+        )
+    }
+    return report
+
+
+def machine_info() -> dict[str, Any]:
+    node = shutil.which("node")
+    node_version = None
+    if node:
+        node_version = subprocess.run(
+            [node, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "node": node_version,
+    }

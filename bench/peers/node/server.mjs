@@ -1,0 +1,255 @@
+// Node peer for the benchmarks: the usual way to serve `@live` in Node.
+//
+// graphql-ws (on the `ws` package) for graphql-transport-ws, with
+// @n1ru4l/in-memory-live-query-store as its `execute`, serving the chat schema subset
+// the load generator uses. Data lives in memory. Each sendMessage invalidates
+// `Channel:<id>`, which the store maps to every live query that read that channel's
+// messages; each of those re-executes on its own (the store has no sharing between
+// identical queries). Auth is accepted but not verified: a token names its user.
+//
+// Usage: node server.mjs [--port PORT]   (or env PORT); listens on 127.0.0.1 only.
+
+import http from "node:http";
+import { parse, validate, execute as graphqlExecute, specifiedRules } from "graphql";
+import { makeExecutableSchema } from "@graphql-tools/schema";
+import { WebSocketServer } from "ws";
+import { useServer } from "graphql-ws/use/ws";
+import { InMemoryLiveQueryStore } from "@n1ru4l/in-memory-live-query-store";
+import { NoLiveMixedWithDeferStreamRule } from "@n1ru4l/graphql-live-query";
+
+const HOST = "127.0.0.1";
+const MAX_BODY_BYTES = 1 << 20;
+const DEFAULT_PAGE = 50;
+const MAX_PAGE = 100;
+
+const typeDefs = /* GraphQL */ `
+  directive @live(if: Boolean = true, throttle: Int) on QUERY
+
+  type User { id: ID! name: String! email: String! }
+  type Channel { id: ID! name: String! }
+  type Message { id: ID! body: String! channel: Channel! author: User! }
+  type MessageEdge { cursor: String! node: Message! }
+  type PageInfo { hasNextPage: Boolean! endCursor: String }
+  type MessageConnection { edges: [MessageEdge!]! pageInfo: PageInfo! }
+  type AuthPayload { token: String! user: User! }
+  type Invite { code: String! }
+
+  input SignUpInput {
+    email: String!
+    password: String!
+    name: String!
+    workspaceName: String
+    inviteCode: String
+  }
+  input CreateChannelInput { name: String! }
+  input SendMessageInput { channelId: ID! body: String! idempotencyKey: String }
+
+  type Query {
+    viewer: User
+    messages(channelId: ID!, first: Int = 50, after: String): MessageConnection!
+  }
+  type Mutation {
+    signUp(input: SignUpInput!): AuthPayload!
+    createInvite: Invite!
+    createChannel(input: CreateChannelInput!): Channel!
+    sendMessage(input: SendMessageInput!): Message!
+  }
+`;
+
+// In-memory data: users and channels by id, messages per channel (oldest first).
+const db = {
+  nextId: 1,
+  users: new Map(),
+  channels: new Map(),
+  messagesByChannel: new Map(),
+  idempotency: new Map(),
+};
+const newId = () => String(db.nextId++);
+
+const liveQueryStore = new InMemoryLiveQueryStore();
+
+function userFromAuthorization(value) {
+  const match = /^Bearer node-(\d+)$/.exec(value ?? "");
+  return match ? db.users.get(match[1]) ?? null : null;
+}
+
+function requireViewer(context) {
+  if (!context.viewer) throw new Error("UNAUTHENTICATED");
+  return context.viewer;
+}
+
+function listMessages(channelId, first, after) {
+  const all = db.messagesByChannel.get(String(channelId)) ?? [];
+  const size = Math.min(Math.max(first ?? DEFAULT_PAGE, 0), MAX_PAGE);
+  let end = all.length; // newest first: walk backwards from the end
+  if (after) end = Math.max(0, all.findIndex((m) => m.id === after));
+  const page = all.slice(Math.max(0, end - size), end).reverse();
+  return {
+    edges: page.map((node) => ({ cursor: node.id, node })),
+    pageInfo: {
+      hasNextPage: end - size > 0,
+      endCursor: page.length ? page[page.length - 1].id : null,
+    },
+  };
+}
+
+const resolvers = {
+  Query: {
+    viewer: (_root, _args, context) => context.viewer,
+    messages: {
+      resolve: (_root, args) => listMessages(args.channelId, args.first, args.after),
+      extensions: {
+        liveQuery: {
+          collectResourceIdentifiers: (_root, args) => `Channel:${args.channelId}`,
+        },
+      },
+    },
+  },
+  Message: {
+    author: (message) => db.users.get(message.authorId),
+    channel: (message) => db.channels.get(message.channelId),
+  },
+  Mutation: {
+    signUp: (_root, { input }) => {
+      const user = { id: newId(), name: input.name, email: input.email };
+      db.users.set(user.id, user);
+      return { token: `node-${user.id}`, user };
+    },
+    createInvite: (_root, _args, context) => {
+      requireViewer(context);
+      return { code: `invite-${newId()}` };
+    },
+    createChannel: (_root, { input }, context) => {
+      requireViewer(context);
+      const channel = { id: newId(), name: input.name };
+      db.channels.set(channel.id, channel);
+      db.messagesByChannel.set(channel.id, []);
+      return channel;
+    },
+    sendMessage: (_root, { input }, context) => {
+      const viewer = requireViewer(context);
+      const channelId = String(input.channelId);
+      const messages = db.messagesByChannel.get(channelId);
+      if (!messages) throw new Error("NOT_FOUND");
+      const key = input.idempotencyKey ? `${viewer.id}:${input.idempotencyKey}` : null;
+      if (key && db.idempotency.has(key)) return db.idempotency.get(key);
+      const message = { id: newId(), body: input.body, channelId, authorId: viewer.id };
+      messages.push(message);
+      if (key) db.idempotency.set(key, message);
+      // As in the library's todo example: invalidate from the mutation resolver.
+      liveQueryStore.invalidate(`Channel:${channelId}`);
+      return message;
+    },
+  },
+};
+
+const schema = makeExecutableSchema({ typeDefs, resolvers });
+const liveExecute = liveQueryStore.makeExecute(graphqlExecute);
+const validationRules = [...specifiedRules, NoLiveMixedWithDeferStreamRule];
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on("data", (chunk) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new Error("body too large"));
+        req.destroy();
+      } else chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+function sendJson(res, status, payload) {
+  const body = JSON.stringify(payload);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+// Plain HTTP POST /graphql: queries answer once, mutations run here.
+async function handleHttp(req, res) {
+  if (req.method !== "POST" || req.url.split("?")[0] !== "/graphql") {
+    sendJson(res, 404, { errors: [{ message: "not found" }] });
+    return;
+  }
+  let request;
+  try {
+    request = JSON.parse(await readBody(req));
+  } catch {
+    sendJson(res, 400, { errors: [{ message: "invalid JSON body" }] });
+    return;
+  }
+  let document;
+  try {
+    document = parse(request.query ?? "");
+  } catch (error) {
+    sendJson(res, 400, { errors: [{ message: error.message }] });
+    return;
+  }
+  const errors = validate(schema, document, validationRules);
+  if (errors.length) {
+    sendJson(res, 400, { errors });
+    return;
+  }
+  const result = await graphqlExecute({
+    schema,
+    document,
+    variableValues: request.variables ?? {},
+    operationName: request.operationName,
+    contextValue: { viewer: userFromAuthorization(req.headers.authorization) },
+  });
+  sendJson(res, 200, result);
+}
+
+function portFromArgs() {
+  const index = process.argv.indexOf("--port");
+  const value = index >= 0 ? process.argv[index + 1] : process.env.PORT;
+  const port = Number.parseInt(value ?? "", 10);
+  if (!Number.isInteger(port) || port <= 0) {
+    console.error("usage: node server.mjs --port PORT (or env PORT)");
+    process.exit(2);
+  }
+  return port;
+}
+
+const server = http.createServer((req, res) => {
+  handleHttp(req, res).catch((error) => {
+    console.error(error);
+    if (!res.headersSent) sendJson(res, 500, { errors: [{ message: "internal error" }] });
+  });
+});
+server.keepAliveTimeout = 5000;
+
+const wsServer = new WebSocketServer({ server, path: "/graphql", perMessageDeflate: false });
+const wsCleanup = useServer(
+  {
+    schema,
+    execute: liveExecute,
+    validate: (s, d) => validate(s, d, validationRules),
+    context: (ctx) => ({
+      viewer: userFromAuthorization(ctx.connectionParams?.authorization),
+    }),
+  },
+  wsServer,
+);
+
+function shutdown() {
+  wsCleanup.dispose().finally(() => {
+    server.close(() => process.exit(0));
+    for (const client of wsServer.clients) client.terminate();
+    setTimeout(() => process.exit(0), 2000).unref();
+  });
+}
+process.on("SIGTERM", shutdown);
+process.on("SIGINT", shutdown);
+
+const port = portFromArgs();
+server.listen(port, HOST, 4096, () => {
+  console.log(`node peer listening on http://${HOST}:${port}/graphql`);
+});

@@ -1,0 +1,92 @@
+import {
+  Client,
+  fetchExchange,
+  subscriptionExchange,
+  type ExecutionResult,
+  type Operation,
+  type SubscriptionForwarder,
+} from '@urql/core';
+import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
+import { graphqlHttpUrl, graphqlWsUrl } from './endpoint';
+import { isStreamed } from './live';
+import { trackConnectionStatus, type ConnectionStatusStore } from './connectionStatus';
+
+/** One signed-in (or anonymous) user's transport: an urql client and its socket. */
+export interface Session {
+  readonly token: string | null;
+  readonly client: Client;
+  readonly connection: ConnectionStatusStore;
+  dispose(): void;
+}
+
+function authorization(token: string | null): Record<string, string> {
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+/**
+ * Hands a streamed operation to graphql-ws. A live query's results are each a
+ * full result; urql keeps a stream's earlier errors unless a later result says
+ * `errors: []`, so every result after the first carries its (possibly empty) list.
+ * `hasNext: true` marks a live query as still streaming, as it is.
+ */
+function forwardTo(ws: WsClient): SubscriptionForwarder {
+  return (request, operation) => ({
+    subscribe(sink) {
+      let first = true;
+      const unsubscribe = ws.subscribe<Record<string, unknown>, Record<string, unknown>>(
+        { ...request, query: request.query ?? '' },
+        {
+          next(result) {
+            const next: ExecutionResult = {
+              ...result,
+              ...(first ? {} : { errors: result.errors ?? [] }),
+              ...(operation.kind === 'query' ? { hasNext: true } : {}),
+            } as ExecutionResult;
+            first = false;
+            sink.next(next);
+          },
+          error: (error) => sink.error(error),
+          complete: () => sink.complete(),
+        },
+      );
+      return { unsubscribe };
+    },
+  });
+}
+
+function streamsOverSocket(operation: Operation): boolean {
+  if (operation.kind === 'subscription') return true;
+  // urql types variables as AnyVariables (which admits void); they are an object or nothing.
+  const variables = (operation.variables ?? undefined) as Record<string, unknown> | undefined;
+  return operation.kind === 'query' && isStreamed(operation.query, undefined, variables);
+}
+
+export function createSession(token: string | null): Session {
+  const ws = createWsClient({
+    url: graphqlWsUrl(),
+    lazy: true,
+    connectionParams: () => authorization(token),
+    // A chat should come back by itself after a server restart or a network blip;
+    // graphql-ws still gives up at once on fatal close codes (e.g. 4401, 4400).
+    retryAttempts: Number.POSITIVE_INFINITY,
+  });
+  const client = new Client({
+    url: graphqlHttpUrl(),
+    // No document cache: live queries are kept current by the server, and the
+    // cache's refetch-on-mutation would restart their streams for nothing.
+    exchanges: [
+      subscriptionExchange({
+        isSubscriptionOperation: streamsOverSocket,
+        forwardSubscription: forwardTo(ws),
+      }),
+      fetchExchange,
+    ],
+    fetchOptions: () => ({ headers: authorization(token) }),
+  });
+  return {
+    token,
+    client,
+    connection: trackConnectionStatus(ws),
+    dispose: () => void ws.dispose(),
+  };
+}

@@ -1,0 +1,52 @@
+import { useRef } from 'react';
+import type { ViewerFieldsFragment } from '../gql/graphql';
+import { ErrorText } from '../ui/ErrorText';
+import { Composer } from './Composer';
+import { MessageItem } from './MessageItem';
+import { reconcile, type PendingMessage } from './reconcile';
+import type { Message } from './types';
+import { useMessageFeed } from './useMessageFeed';
+import { useOptimisticSend } from './useOptimisticSend';
+
+const ignore = () => undefined;
+
+function asMessage(send: PendingMessage, viewer: ViewerFieldsFragment): Message {
+  const author = { id: viewer.id, name: viewer.name };
+  return { id: send.key, body: send.body, createdAt: send.createdAt, editedAt: null, author };
+}
+
+/** One channel: the live page, older pages below it, and this page's pending sends on top. */
+export function ChannelView({ channelId, viewer }: { channelId: string; viewer: ViewerFieldsFragment }) {
+  const feed = useMessageFeed(channelId);
+  const sender = useOptimisticSend(channelId, feed.live);
+  const { unconfirmed, confirmedBy } = reconcile(sender.pending, feed.live ?? [], viewer.id);
+
+  // A confirmed message keeps the React key of its pending row, so the row is
+  // updated in place (pending -> sent) rather than replaced: no flicker.
+  const rowKeys = useRef(new Map<string, string>()).current;
+  confirmedBy.forEach((key, id) => rowKeys.set(id, key));
+
+  return (
+    <section className="channel" data-testid="channel-view" data-channel-id={channelId} data-loaded={feed.live ? 'true' : 'false'}>
+      <Composer onSend={sender.send} />
+      <ErrorText message={sender.error} testId="send-error" />
+      <ErrorText message={feed.error} testId="feed-error" />
+      <ol className="messages" data-testid="message-list">
+        {unconfirmed.map((p) => (
+          <MessageItem key={p.key} message={asMessage(p, viewer)} pending isOwn onChanged={ignore} />
+        ))}
+        {(feed.live ?? []).map((m) => (
+          <MessageItem key={rowKeys.get(m.id) ?? m.id} message={m} isOwn={m.author.id === viewer.id} onChanged={ignore} />
+        ))}
+        {feed.older.map((m) => (
+          <MessageItem key={rowKeys.get(m.id) ?? m.id} message={m} isOwn={m.author.id === viewer.id} onChanged={feed.patchOlder} />
+        ))}
+      </ol>
+      {feed.hasOlder && (
+        <button type="button" onClick={feed.loadOlder} disabled={feed.loadingOlder} data-testid="load-older">
+          {feed.loadingOlder ? 'Loading…' : 'Load older messages'}
+        </button>
+      )}
+    </section>
+  );
+}

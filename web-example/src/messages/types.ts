@@ -1,0 +1,3 @@
+import type { MessageFieldsFragment } from '../gql/graphql';
+
+export type Message = MessageFieldsFragment;

@@ -1,0 +1,299 @@
+// End to end: the built client, served by the real Python server, in Debian's
+// Chromium driven by playwright-core. Two users of one workspace chat live;
+// GraphiQL runs a live query with no internet. Screenshots and the server log go
+// to web-example/test-artifacts/.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium } from 'playwright-core';
+import { graphql, startServer, webRoot } from './server.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = join(webRoot, 'test-artifacts');
+const UI_TIMEOUT_MS = 15_000;
+const PASSWORD = 'correct-horse-battery-staple-42';
+const TOKEN_KEY = 'livegraph.token';
+
+const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+let server;
+let browser;
+/** Every request to a host other than this machine; each is aborted. */
+const offMachineRequests = [];
+
+async function newGuardedContext() {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  context.setDefaultTimeout(UI_TIMEOUT_MS);
+  await context.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (LOCAL_HOSTS.has(url.hostname)) return route.continue();
+    offMachineRequests.push(url.href);
+    return route.abort('internetdisconnected');
+  });
+  return context;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+const messageRows = (page, body) => page.locator('[data-testid="message"]').filter({
+  has: page.locator('[data-testid="message-body"]', { hasText: new RegExp(`^${escapeRegExp(body)}$`) }),
+});
+
+function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Records, from now on, the most rows showing `body` at any one time and whether
+ * the first such row was ever removed from the page (a remount would do that).
+ */
+async function watchRows(page, body) {
+  await page.evaluate((text) => {
+    const rows = () =>
+      [...document.querySelectorAll('[data-testid="message"]')].filter(
+        (row) => row.querySelector('[data-testid="message-body"]')?.textContent === text,
+      );
+    const watch = { maxRows: rows().length, first: rows()[0] ?? null, firstRemoved: false, sawPending: false };
+    const check = () => {
+      const now = rows();
+      watch.maxRows = Math.max(watch.maxRows, now.length);
+      if (now.some((row) => row.dataset.status === 'pending')) watch.sawPending = true;
+      if (!watch.first && now[0]) watch.first = now[0];
+      if (watch.first && !watch.first.isConnected) watch.firstRemoved = true;
+    };
+    new MutationObserver(check).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+    window.__rowWatch = watch;
+  }, body);
+  return async () =>
+    page.evaluate(() => {
+      const { maxRows, firstRemoved, sawPending } = window.__rowWatch;
+      return { maxRows, firstRemoved, sawPending };
+    });
+}
+
+async function signUp(page, { name, email, workspaceName, inviteCode }) {
+  await page.goto(`${server.baseUrl}/`);
+  await page.getByTestId('signup-name').fill(name);
+  await page.getByTestId('signup-email').fill(email);
+  await page.getByTestId('signup-password').fill(PASSWORD);
+  if (inviteCode) {
+    await page.getByTestId('signup-mode-invite').check();
+    await page.getByTestId('signup-invite').fill(inviteCode);
+  } else {
+    await page.getByTestId('signup-workspace').fill(workspaceName);
+  }
+  await page.getByTestId('signup-submit').click();
+  await page.getByTestId('chat-screen').waitFor();
+  assert.equal(await page.getByTestId('viewer-name').textContent(), name);
+}
+
+async function openChannel(page, name) {
+  await page.getByTestId('channel-item').filter({ hasText: `# ${name}` }).click();
+  await page.locator(`[data-testid="channel-view"][data-loaded="true"]`).waitFor();
+  await page.locator('[data-testid="ws-status"][data-status="connected"]').waitFor();
+}
+
+const tokenOf = (page) => page.evaluate((key) => window.localStorage.getItem(key), TOKEN_KEY);
+
+/** Holds the page's sendMessage requests until release() is called. */
+async function holdSends(page) {
+  let release;
+  const gate = new Promise((done) => (release = done));
+  const handler = async (route) => {
+    if (route.request().method() === 'POST' && (route.request().postData() ?? '').includes('sendMessage')) await gate;
+    await route.continue();
+  };
+  await page.route('**/graphql', handler);
+  return async () => {
+    release();
+    await page.unroute('**/graphql', handler);
+  };
+}
+
+describe('the web example in a real browser', { timeout: 300_000 }, () => {
+  const alice = {};
+  const bob = {};
+
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    server = await startServer({ logPath: join(ARTIFACTS, 'server.log') });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    for (const user of [alice, bob]) {
+      user.context = await newGuardedContext();
+      user.page = await user.context.newPage();
+      user.errors = [];
+      user.page.on('pageerror', (error) => user.errors.push(String(error)));
+    }
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('the first user signs up with a new workspace and creates a channel', async () => {
+    await signUp(alice.page, { name: 'Alice', email: 'alice@example.com', workspaceName: 'Acme' });
+    await alice.page.getByTestId('channel-name').fill('general');
+    await alice.page.getByTestId('channel-create').click();
+    // The live channel list shows the new channel by itself.
+    await alice.page.getByTestId('channel-item').filter({ hasText: '# general' }).waitFor();
+    await openChannel(alice.page, 'general');
+    await shot(alice.page, '01-alice-signed-up');
+  });
+
+  it('a second user joins the workspace with an invite code', async () => {
+    await alice.page.getByTestId('invite-create').click();
+    const code = (await alice.page.getByTestId('invite-code').textContent())?.trim();
+    assert.ok(code, 'an invite code is shown');
+    await signUp(bob.page, { name: 'Bob', email: 'bob@example.com', inviteCode: code });
+    await openChannel(bob.page, 'general');
+    await bob.page.evaluate(() => (window.__notReloaded = true));
+    await shot(bob.page, '02-bob-joined');
+  });
+
+  it('the sender sees a message at once; it settles in place and appears for the other user without reload', async () => {
+    const body = 'Hello Bob, this is live!';
+    const rowsSeen = await watchRows(alice.page, body);
+    const release = await holdSends(alice.page);
+
+    await alice.page.getByTestId('composer-input').fill(body);
+    await alice.page.getByTestId('composer-send').click();
+    // The request is held, so the server has not seen it: what shows is optimistic.
+    await messageRows(alice.page, body).and(alice.page.locator('[data-status="pending"]')).waitFor({ timeout: 2_000 });
+    assert.equal(await messageRows(bob.page, body).count(), 0);
+    await shot(alice.page, '03-alice-pending');
+
+    await release();
+    await messageRows(alice.page, body).and(alice.page.locator('[data-status="sent"]')).waitFor();
+    await messageRows(bob.page, body).waitFor();
+    assert.equal(await bob.page.evaluate(() => window.__notReloaded), true, 'the page was not reloaded');
+
+    // Give any late live push a moment to (wrongly) add a second row, then check.
+    await alice.page.waitForTimeout(500);
+    const seen = await rowsSeen();
+    assert.equal(await messageRows(alice.page, body).count(), 1);
+    assert.equal(seen.maxRows, 1, 'never two rows for one message');
+    assert.equal(seen.firstRemoved, false, 'the pending row turned into the sent one in place');
+    assert.equal(await messageRows(bob.page, body).count(), 1);
+    await shot(alice.page, '04-alice-sent');
+    await shot(bob.page, '05-bob-received');
+  });
+
+  it('a send the server refuses is rolled back with a visible error', async () => {
+    const body = 'x'.repeat(4001); // over the server's 4000-character limit
+    const rowsSeen = await watchRows(alice.page, body);
+    await alice.page.getByTestId('composer-input').fill(body);
+    await alice.page.getByTestId('composer-send').click();
+
+    const error = alice.page.getByTestId('send-error');
+    await error.waitFor();
+    assert.match(await error.textContent(), /BAD_USER_INPUT/);
+    assert.equal(await messageRows(alice.page, body).count(), 0, 'the optimistic row is gone');
+    assert.equal((await rowsSeen()).sawPending, true, 'it was shown optimistically first');
+    assert.equal(await alice.page.getByTestId('composer-input').inputValue(), body, 'the text is given back');
+    assert.equal(await messageRows(bob.page, body).count(), 0);
+    await shot(alice.page, '06-send-rolled-back');
+    await alice.page.getByTestId('composer-input').fill('');
+  });
+
+  it('only the author can edit and delete, and the other user sees both live', async () => {
+    const body = 'Hello Bob, this is live!';
+    const bobRow = messageRows(bob.page, body);
+    assert.equal(await bobRow.getByTestId('message-edit').count(), 0, 'no edit button on another user\'s message');
+    assert.equal(await bobRow.getByTestId('message-delete').count(), 0, 'no delete button on another user\'s message');
+
+    const aliceRow = messageRows(alice.page, body);
+    await aliceRow.getByTestId('message-edit').click();
+    await alice.page.getByTestId('message-edit-input').fill('Hello Bob (edited)');
+    await alice.page.getByTestId('message-edit-save').click();
+    await messageRows(bob.page, 'Hello Bob (edited)').waitFor();
+    await shot(bob.page, '07-bob-sees-edit');
+
+    await messageRows(alice.page, 'Hello Bob (edited)').getByTestId('message-delete').click();
+    await messageRows(bob.page, 'Hello Bob (edited)').waitFor({ state: 'detached' });
+    await messageRows(alice.page, 'Hello Bob (edited)').waitFor({ state: 'detached' });
+  });
+
+  it('older messages load below the live page by cursor, newest first', async () => {
+    const token = await tokenOf(alice.page);
+    const { createChannel } = await graphql(
+      server.graphqlUrl,
+      'mutation($input: CreateChannelInput!) { createChannel(input: $input) { id } }',
+      { input: { name: 'history' } },
+      token,
+    );
+    const total = 55;
+    for (let i = 1; i <= total; i += 1) {
+      await graphql(
+        server.graphqlUrl,
+        'mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }',
+        { input: { channelId: createChannel.id, body: `history ${i}` } },
+        token,
+      );
+    }
+    await openChannel(bob.page, 'history');
+    const bodies = () => bob.page.getByTestId('message-body').allTextContents();
+    await messageRows(bob.page, `history ${total}`).waitFor();
+    assert.equal((await bodies()).length, 50, 'the live page holds 50');
+
+    await bob.page.getByTestId('load-older').click();
+    await messageRows(bob.page, 'history 1').waitFor();
+    const expected = Array.from({ length: total }, (_, i) => `history ${total - i}`);
+    assert.deepEqual(await bodies(), expected);
+    assert.equal(await bob.page.getByTestId('load-older').count(), 0, 'nothing older is left');
+
+    // A new message pushes one out of the live page: it stays shown, once.
+    await graphql(
+      server.graphqlUrl,
+      'mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }',
+      { input: { channelId: createChannel.id, body: 'history new' } },
+      token,
+    );
+    await messageRows(bob.page, 'history new').waitFor();
+    await bob.page.waitForFunction((n) => document.querySelectorAll('[data-testid="message"]').length === n, total + 1);
+    assert.deepEqual(await bodies(), ['history new', ...expected]);
+    await shot(bob.page, '08-older-pages');
+  });
+
+  it('GraphiQL loads with no internet and shows a live query updating after a mutation', async () => {
+    const token = await tokenOf(alice.page);
+    const context = await newGuardedContext();
+    const page = await context.newPage();
+    const sockets = [];
+    page.on('websocket', (socket) => sockets.push(socket.url()));
+    const query = 'query LiveChannels @live {\n  channels(first: 50) {\n    edges {\n      node {\n        name\n      }\n    }\n  }\n}\n';
+    await page.goto(`${server.baseUrl}/graphiql?query=${encodeURIComponent(query)}`);
+    await page.getByTestId('graphiql-token').fill(token);
+    await page.getByTestId('graphiql-token-apply').click();
+    await page.getByTestId('graphiql-token-state').filter({ hasText: 'token set' }).waitFor();
+
+    const response = page.locator('.graphiql-response');
+    await page.locator('.graphiql-execute-button').click();
+    await response.filter({ hasText: 'general' }).waitFor();
+    await shot(page, '09-graphiql-live-query');
+
+    await graphql(
+      server.graphqlUrl,
+      'mutation($input: CreateChannelInput!) { createChannel(input: $input) { id } }',
+      { input: { name: 'from-graphiql-test' } },
+      token,
+    );
+    await response.filter({ hasText: 'from-graphiql-test' }).waitFor();
+    await shot(page, '10-graphiql-live-update');
+
+    assert.ok(sockets.some((url) => new URL(url).pathname === '/graphql'), 'the live query ran over a WebSocket');
+    await context.close();
+  });
+
+  it('needed nothing from the internet and threw no page errors', () => {
+    assert.deepEqual(offMachineRequests, []);
+    assert.deepEqual(alice.errors, []);
+    assert.deepEqual(bob.errors, []);
+  });
+});
