@@ -14,7 +14,7 @@ from strawberry.types import ExecutionResult
 
 from app.auth import Viewer
 from app.database import Database
-from app.errors import UNAUTHENTICATED
+from app.errors import INTERNAL, UNAUTHENTICATED
 from app.live.changes import ChangeBatch
 from app.live.cohort import Cohort, CohortKey, RunOutcome, Subscriber
 from app.live.feed import ChangeFeed
@@ -99,7 +99,14 @@ class LiveEngine:
     async def _run(self, cohort: Cohort) -> RunOutcome:
         assert self._execute is not None, "LiveEngine.bind() was not called"
         started = self.feed.applied_version
-        result, reads = await self._execute(cohort)
+        try:
+            result, reads = await self._execute(cohort)
+        except Exception as exc:  # noqa: BLE001 - one failed run must not end the cohort
+            log.exception("live query execution failed")
+            error = GraphQLError("Internal server error", extensions={"code": INTERNAL})
+            result, reads = ExecutionResult(data=None, errors=[error]), ReadSet()
+            # Nothing recorded: retry on the next change to any table it may have read.
+            del exc
         self.executions += 1
         if cohort.key in self.cohorts:
             self.index.register(cohort.key, reads)

@@ -231,6 +231,8 @@ async def _next_or_failure(broadcast: Broadcast, subscriber: Any) -> Any:
         if isinstance(t, asyncio.Task)
     ]
     get = asyncio.ensure_future(subscriber.get())
+    # Retrieve its outcome even when abandoned (Unsubscribed on shutdown).
+    get.add_done_callback(lambda f: None if f.cancelled() else f.exception())
     done, _ = await asyncio.wait([get, *listeners], return_when=asyncio.FIRST_COMPLETED)
     if get in done:
         return get.result()

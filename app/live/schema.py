@@ -13,9 +13,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any, cast
 
 import strawberry
-from graphql import GraphQLError, OperationType, validate
+from graphql import GraphQLError, validate
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
 
 from app.context import Ctx
 from app.errors import FORBIDDEN, UNAUTHENTICATED
