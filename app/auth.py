@@ -16,6 +16,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from app.errors import Unauthenticated
 
 ALGORITHM = "HS256"
+# Where a user's token epoch lives: the live engine watches it in change events.
+EPOCH_TABLE = "user"
+EPOCH_COLUMN = "token_epoch"
 _hasher = PasswordHasher()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from sqlalchemy.exc import IntegrityError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension
 
 from app.errors import (
     BAD_USER_INPUT,
@@ -100,4 +100,24 @@ class ErrorCodes(SchemaExtension):
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
         self._process(result)
+        yield
+
+
+class ParseErrorsAsResults(ParserCache):
+    """``ParserCache`` that lets a syntax error reach the client as a coded result.
+
+    Strawberry's ``ParserCache`` parses in its ``on_parse`` hook, outside Strawberry's own
+    handling of parse errors: a syntax error then unwinds every extension, ``ErrorCodes``
+    included, and leaves without ``extensions.code``. On an error the document is left
+    unparsed here, so Strawberry parses it again itself and reports the error normally.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        except GraphQLError:
+            context.graphql_document = None
         yield

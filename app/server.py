@@ -54,7 +54,7 @@ class TransportContext:
     connection_params: dict[str, Any] | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
-    def authenticate(self, authorization: object) -> None:
+    async def authenticate(self, authorization: object) -> None:
         self.viewer, self.auth_error = None, None
         token = bearer(authorization)
         if token is None:
@@ -62,9 +62,14 @@ class TransportContext:
                 self.auth_error = Unauthenticated("Malformed Authorization header")
             return
         try:
-            self.viewer = self.services.tokens.decode(token)
+            viewer = self.services.tokens.decode(token)
         except Unauthenticated as exc:
             self.auth_error = exc
+            return
+        if await self.services.live.current_epoch(viewer.user_id) > viewer.token_epoch:
+            self.auth_error = Unauthenticated("Token revoked")
+            return
+        self.viewer = viewer
 
     def new_ctx(self) -> Ctx:
         return Ctx(
@@ -100,9 +105,9 @@ class GraphQLView(GraphQL[TransportContext, None]):
 
         context = TransportContext(self._services.get(), request)
         if isinstance(request, WebSocket):
-            context.live_connection = LiveConnection()
+            context.live_connection = LiveConnection(close=request.close)
         else:
-            context.authenticate(request.headers.get("authorization"))
+            await context.authenticate(request.headers.get("authorization"))
         return context
 
     async def on_ws_connect(self, context: TransportContext) -> None:
@@ -110,7 +115,7 @@ class GraphQLView(GraphQL[TransportContext, None]):
         authorization = params.get("authorization") or params.get("Authorization")
         if authorization is None:
             return None  # anonymous: only public operations will answer
-        context.authenticate(authorization)
+        await context.authenticate(authorization)
         if context.auth_error is not None:
             raise ConnectionRejectionError({"message": context.auth_error.message})
         return None
@@ -141,6 +146,7 @@ async def start_services(settings: Settings, schema: LiveSchema) -> Services:
         settings.broadcast_url,
         f"{settings.channel_prefix}:changes",
         settings.max_pending_batches,
+        settings.slow_consumer_timeout_s,
     )
     services = Services(
         settings=settings,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import Server, make_settings, running_server
 from tests.services import temporary_pg_database
 
 
@@ -16,3 +17,18 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     async with temporary_pg_database() as url:
         yield url
+
+
+@pytest.fixture
+async def server(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
+    """A real server on loopback over a fresh database (SQLite, and PostgreSQL)."""
+    async with running_server(make_settings(database_url, tmp_path)) as running:
+        yield running
+
+
+@pytest.fixture
+async def sqlite_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """A real server on loopback over a fresh SQLite file only."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    async with running_server(make_settings(url, tmp_path)) as running:
+        yield running

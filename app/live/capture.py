@@ -17,6 +17,7 @@ from sqlalchemy import Table, event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from app.live.changes import RowChange, Scalar
+from app.schema.base import TRACKED
 
 CHANGES_KEY = "livegraph.changes"
 CAPTURE_KEY = "livegraph.capture"
@@ -28,9 +29,12 @@ class BulkWriteRefused(RuntimeError):
 
 @cache
 def tracked_columns(table: Table) -> tuple[str, ...]:
-    """Primary key, foreign keys and indexed columns: what read ranges are keyed on."""
+    """Primary key, foreign keys and indexed columns (what read ranges are keyed on),
+    and the columns marked ``tracked``."""
     names = [
-        c.name for c in table.columns if c.primary_key or c.foreign_keys or c.index or c.unique
+        c.name
+        for c in table.columns
+        if c.primary_key or c.foreign_keys or c.index or c.unique or c.info.get(TRACKED)
     ]
     for index in table.indexes:
         names.extend(c.name for c in index.columns if c.name not in names)

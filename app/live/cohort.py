@@ -153,9 +153,18 @@ class SubscriberState(enum.Enum):
 class Subscriber:
     """One live operation of one client; yields its cohort's newest results."""
 
-    def __init__(self, cohort: Cohort, viewer: Viewer, notify: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        cohort: Cohort,
+        viewer: Viewer,
+        notify: Callable[[], None],
+        on_slow: Callable[[], None] | None = None,
+        slow_after_s: float = 10.0,
+    ) -> None:
         self.cohort = cohort
         self.viewer = viewer
+        self._on_slow = on_slow
+        self._slow_after_s = slow_after_s
         self.sent_seq = 0
         self.state = SubscriberState.ACTIVE
         self._notify = notify
@@ -164,6 +173,12 @@ class Subscriber:
         self.waiting_since: float | None = None
 
     def wake(self) -> None:
+        # A newer result while the last one is still being sent: if that send has been
+        # stuck too long, the client is not reading and the connection is closed.
+        since = self.waiting_since
+        if since is not None and self._on_slow is not None:
+            if time.monotonic() - since > self._slow_after_s:
+                self._on_slow()
         self._wake.set()
 
     def settled(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -12,7 +13,9 @@ import orjson
 from graphql import GraphQLError
 from strawberry.types import ExecutionResult
 
-from app.auth import Viewer
+from sqlalchemy import select
+
+from app.auth import EPOCH_COLUMN, EPOCH_TABLE, Viewer
 from app.database import Database
 from app.errors import INTERNAL, UNAUTHENTICATED
 from app.live.changes import ChangeBatch
@@ -20,18 +23,32 @@ from app.live.cohort import Cohort, CohortKey, RunOutcome, Subscriber
 from app.live.feed import ChangeFeed
 from app.live.index import InvalidationIndex, touches
 from app.live.readset import ReadSet
+from app.schema.models.user import User
 
 log = logging.getLogger(__name__)
 
 Execute = Callable[[Cohort], Awaitable[tuple[ExecutionResult, ReadSet]]]
 
 
+SLOW_CONSUMER_CLOSE = 1013  # "Try Again Later": the client reconnects and resubscribes
+EPOCH_CACHE_SIZE = 100_000
+
+
 class LiveConnection:
     """The live operations of one WebSocket connection, for read-your-writes."""
 
-    def __init__(self) -> None:
+    def __init__(self, close: Callable[[int, str], Awaitable[None]] | None = None) -> None:
         self.subscribers: set[Subscriber] = set()
         self._changed = asyncio.Event()
+        self._close = close
+        self._closing: asyncio.Task[None] | None = None
+
+    def slow(self) -> None:
+        """Close the connection of a client that stopped reading (once)."""
+        if self._close is None or self._closing is not None:
+            return
+        log.warning("closing a slow consumer with %d live queries", len(self.subscribers))
+        self._closing = asyncio.ensure_future(self._close(SLOW_CONSUMER_CLOSE, "Slow consumer"))
 
     def notify(self) -> None:
         self._changed.set()
@@ -68,8 +85,20 @@ def _ended(message: str) -> ExecutionResult:
 
 
 class LiveEngine:
-    def __init__(self, db: Database, broadcast_url: str, channel: str, max_pending: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        broadcast_url: str,
+        channel: str,
+        max_pending: int,
+        slow_consumer_timeout_s: float = 10.0,
+    ) -> None:
+        self._db = db
         self.feed = ChangeFeed(db, broadcast_url, channel, self._on_batch, max_pending=max_pending)
+        self.slow_consumer_timeout_s = slow_consumer_timeout_s
+        # user id -> token epoch, from the database once, then kept by the change feed.
+        self.epochs: OrderedDict[int, int] = OrderedDict()
+        self._by_user: dict[int, set[Subscriber]] = {}
         self.index: InvalidationIndex[CohortKey] = InvalidationIndex()
         self.cohorts: dict[CohortKey, Cohort] = {}
         self.executions = 0
@@ -95,6 +124,30 @@ class LiveEngine:
             cohort = self.cohorts.get(key)
             if cohort is not None:
                 cohort.invalidate(batch.version)
+        for change in batch.changes:
+            if change.table == EPOCH_TABLE and EPOCH_COLUMN in change.new:
+                self._epoch_moved(int(change.pk or 0), int(change.new[EPOCH_COLUMN] or 0))
+
+    def _epoch_moved(self, user_id: int, epoch: int) -> None:
+        if user_id in self.epochs or user_id in self._by_user:
+            self.epochs[user_id] = epoch
+        for subscriber in self._by_user.get(user_id, ()):
+            subscriber.wake()
+
+    async def current_epoch(self, user_id: int) -> int:
+        """The user's token epoch: tokens with an older one are revoked."""
+        epoch = self.epochs.get(user_id)
+        if epoch is not None:
+            self.epochs.move_to_end(user_id)
+            return epoch
+        async with self._db.read_engine.connect() as conn:
+            value = await conn.scalar(
+                select(User.token_epoch).where(User.id == user_id)  # type: ignore[arg-type]
+            )
+        epoch = self.epochs.setdefault(user_id, int(value or 0))
+        while len(self.epochs) > EPOCH_CACHE_SIZE:
+            self.epochs.popitem(last=False)
+        return epoch
 
     async def _run(self, cohort: Cohort) -> RunOutcome:
         assert self._execute is not None, "LiveEngine.bind() was not called"
@@ -154,8 +207,15 @@ class LiveEngine:
             self.cohorts[key] = cohort
             cohort.start()
         notify = connection.notify if connection is not None else _nothing
-        subscriber = Subscriber(cohort, viewer, notify)
+        subscriber = Subscriber(
+            cohort,
+            viewer,
+            notify,
+            on_slow=connection.slow if connection is not None else None,
+            slow_after_s=self.slow_consumer_timeout_s,
+        )
         cohort.add(subscriber)
+        self._by_user.setdefault(viewer.user_id, set()).add(subscriber)
         if connection is not None:
             connection.subscribers.add(subscriber)
         return self._deliver(subscriber, connection)
@@ -167,6 +227,11 @@ class LiveEngine:
             async for result in subscriber.results(self._check):
                 yield result
         finally:
+            mine = self._by_user.get(subscriber.viewer.user_id)
+            if mine is not None:
+                mine.discard(subscriber)
+                if not mine:
+                    del self._by_user[subscriber.viewer.user_id]
             if connection is not None:
                 connection.subscribers.discard(subscriber)
                 connection.notify()
@@ -175,6 +240,8 @@ class LiveEngine:
         """Authorization re-applied before each delivery, as the subscriber."""
         if viewer.expired:
             return _ended("Token expired")
+        if self.epochs.get(viewer.user_id, viewer.token_epoch) > viewer.token_epoch:
+            return _ended("Token revoked")
         return None
 
 

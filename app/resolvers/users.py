@@ -64,8 +64,9 @@ def _check_sign_up(data: SignUpInput) -> None:
     if not 1 <= len(data.name.strip()) <= 100:
         problems.append({"path": "input.name", "message": "must be 1-100 characters"})
     if (data.workspace_name is None) == (data.invite_code is None):
-        problems.append(
-            {"path": "input", "message": "give exactly one of workspaceName or inviteCode"}
+        problems.extend(
+            {"path": path, "message": "give exactly one of workspaceName or inviteCode"}
+            for path in ("input.workspaceName", "input.inviteCode")
         )
     elif data.workspace_name is not None and not 1 <= len(data.workspace_name.strip()) <= 100:
         problems.append({"path": "input.workspaceName", "message": "must be 1-100 characters"})

@@ -15,6 +15,9 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 PRIVATE = "private"
+# A column whose old and new values travel in change events although no read range is
+# keyed on it (e.g. the token epoch, which revokes live queries when it moves).
+TRACKED = "tracked"
 
 
 def utcnow() -> datetime:
@@ -45,9 +48,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def private(**kwargs: Any) -> Any:
-    """A column that never appears in GraphQL, in output or input (e.g. a password hash)."""
-    return Field(sa_column_kwargs={"info": {PRIVATE: True}}, **kwargs)
+def private(*, tracked: bool = False, **kwargs: Any) -> Any:
+    """A column that never appears in GraphQL output (e.g. a password hash).
+
+    ``tracked`` puts its values in change events (see ``app.live.capture``).
+    """
+    return Field(sa_column_kwargs={"info": {PRIVATE: True, TRACKED: tracked}}, **kwargs)
 
 
 def created_at_field(description: str = "When it was created.") -> Any:

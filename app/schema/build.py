@@ -7,13 +7,12 @@ from collections.abc import Sequence
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 
-from app.errors_format import ErrorCodes
+from app.errors_format import ErrorCodes, ParseErrorsAsResults
 from app.live.schema import LiveSchema
 from app.schema.api import collect, root_type
 from app.schema.registry import MODEL_PACKAGES, RESOLVER_PACKAGES, import_all, table_models
@@ -40,12 +39,13 @@ def build_schema(
         query=query,
         mutation=mutation,
         extensions=[
+            # Factories: the parse and validation caches live at module level, shared.
             ErrorCodes,
-            ParserCache(maxsize=2048),
-            ValidationCache(maxsize=2048),
-            QueryDepthLimiter(max_depth=MAX_DEPTH),
-            MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-            MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: ParseErrorsAsResults(maxsize=2048),
+            lambda: ValidationCache(maxsize=2048),
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         ],
         config=StrawberryConfig(auto_camel_case=True),
     )

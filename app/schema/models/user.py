@@ -16,5 +16,6 @@ class User(TenantScoped, table=True):
     )
     name: str = Field(min_length=1, max_length=100, description="Display name.")
     password_hash: str = private(max_length=255)
-    token_epoch: int = private(default=0)
+    # Bumped to revoke every token issued before: tracked so live queries end at once.
+    token_epoch: int = private(default=0, tracked=True)
     created_at: datetime = created_at_field()

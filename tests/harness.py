@@ -1,0 +1,242 @@
+"""A real server on loopback for tests, and small clients to drive it.
+
+The server runs uvicorn in the test's own event loop, so a test can both talk to it over
+real sockets and look at its live engine (execution counts, cohorts) directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import websockets
+from sqlalchemy import event
+
+from app.context import Services
+from app.server import create_app
+from app.settings import Settings
+
+_emails = itertools.count()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def make_settings(database_url: str, tmp: Path, **overrides: Any) -> Settings:
+    base = Settings(
+        database_url=database_url,
+        broadcast_url="memory://",
+        secret_key="test-secret-" + uuid.uuid4().hex,
+        channel_prefix=f"lgtest-{uuid.uuid4().hex[:10]}",
+    )
+    return replace(base, **overrides)
+
+
+class GraphQLErrors(Exception):
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(json.dumps(errors))
+        self.errors = errors
+
+    @property
+    def codes(self) -> list[str]:
+        return [e.get("extensions", {}).get("code") for e in self.errors]
+
+
+@dataclass
+class User:
+    token: str
+    id: str
+    email: str
+    workspace: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Server:
+    url: str
+    services: Services
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def http(self) -> str:
+        return f"{self.url}/graphql"
+
+    @property
+    def ws(self) -> str:
+        return self.http.replace("http://", "ws://")
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, user: User | None = None
+    ) -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(
+                self.http,
+                json={"query": query, "variables": variables or {}},
+                headers=user.headers if user else {},
+            )
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, user: User | None = None
+    ) -> dict[str, Any]:
+        """The data, or GraphQLErrors."""
+        body = await self.post(query, variables, user)
+        if body.get("errors"):
+            raise GraphQLErrors(body["errors"])
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def sign_up(
+        self, name: str = "user", *, workspace: str | None = "Team", invite: str | None = None
+    ) -> User:
+        email = f"{name}-{next(_emails)}-{uuid.uuid4().hex[:6]}@example.com"
+        data = await self.gql(
+            """mutation($input: SignUpInput!) { signUp(input: $input) { token user { id } } }""",
+            {
+                "input": {
+                    "email": email,
+                    "password": "correct horse battery",
+                    "name": name,
+                    **({"inviteCode": invite} if invite else {"workspaceName": workspace}),
+                }
+            },
+        )
+        return User(data["signUp"]["token"], data["signUp"]["user"]["id"], email)
+
+    async def invite(self, user: User) -> str:
+        data = await self.gql("mutation { createInvite { code } }", user=user)
+        code: str = data["createInvite"]["code"]
+        return code
+
+    async def teammate(self, user: User, name: str = "mate") -> User:
+        return await self.sign_up(name, invite=await self.invite(user))
+
+    async def channel(self, user: User, name: str | None = None) -> str:
+        data = await self.gql(
+            "mutation($n: String!) { createChannel(input: {name: $n}) { id } }",
+            {"n": name or f"c-{uuid.uuid4().hex[:8]}"},
+            user,
+        )
+        channel_id: str = data["createChannel"]["id"]
+        return channel_id
+
+    async def send(self, user: User, channel_id: str, body: str = "hello", **extra: Any) -> str:
+        data = await self.gql(
+            "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id } }",
+            {"i": {"channelId": channel_id, "body": body, **extra}},
+            user,
+        )
+        message_id: str = data["sendMessage"]["id"]
+        return message_id
+
+    def count_statements(self) -> None:
+        """Start recording every SQL statement sent, on both engines."""
+        db = self.services.db
+        engines = {db.read_engine, db.write_engine}
+        for engine in engines:
+            event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.statements.append(statement)
+
+
+@asynccontextmanager
+async def running_server(settings: Settings) -> AsyncIterator[Server]:
+    app = create_app(settings)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws_max_size=1 << 20
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        else:
+            raise TimeoutError("server did not start")
+        yield Server(f"http://127.0.0.1:{port}", app.state.services.get())
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+class WSClient:
+    """A minimal graphql-transport-ws client, for protocol-level assertions."""
+
+    def __init__(self, socket: websockets.ClientConnection) -> None:
+        self.socket = socket
+        self._ids = itertools.count(1)
+        self._held: list[dict[str, Any]] = []
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls, server: Server, user: User | None, *, protocol: str = "graphql-transport-ws"
+    ) -> AsyncIterator[WSClient]:
+        async with websockets.connect(server.ws, subprotocols=[protocol]) as socket:  # type: ignore[list-item]
+            client = cls(socket)
+            payload = {"authorization": f"Bearer {user.token}"} if user else {}
+            await client.send({"type": "connection_init", "payload": payload})
+            ack = await client.receive()
+            assert ack["type"] == "connection_ack", ack
+            yield client
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.socket.send(json.dumps(message))
+
+    async def receive(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next message in arrival order (held ones first)."""
+        if self._held:
+            return self._held.pop(0)
+        raw = await asyncio.wait_for(self.socket.recv(), timeout)
+        message: dict[str, Any] = json.loads(raw)
+        return message
+
+    async def receive_for(self, op_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next message of one operation; others are held for later calls."""
+        for i, message in enumerate(self._held):
+            if message.get("id") == op_id:
+                return self._held.pop(i)
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.socket.recv()
+                message: dict[str, Any] = json.loads(raw)
+                if message.get("id") == op_id:
+                    return message
+                self._held.append(message)
+
+    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        op_id = str(next(self._ids))
+        await self.send(
+            {"id": op_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}}
+        )
+        return op_id
+
+    async def nothing_for(self, seconds: float) -> bool:
+        try:
+            message = await self.receive(seconds)
+        except TimeoutError:
+            return True
+        raise AssertionError(f"unexpected message: {message}")

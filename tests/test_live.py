@@ -1,0 +1,307 @@
+"""Live queries end to end: real server on loopback, real clients, counted executions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.websockets import WebsocketsTransport
+
+from tests.harness import Server, User, WSClient
+
+LIVE_MESSAGES = """
+query Messages($channel: ID!) @live {
+  messages(channelId: $channel, first: 50) { edges { node { id body author { name } } } }
+}
+"""
+
+
+def bodies(payload: dict[str, Any]) -> list[str]:
+    return [e["node"]["body"] for e in payload["data"]["messages"]["edges"]]
+
+
+async def next_payload(client: WSClient, op_id: str, timeout: float = 5.0) -> dict[str, Any]:
+    message = await client.receive_for(op_id, timeout)
+    assert message["type"] == "next", message
+    payload: dict[str, Any] = message["payload"]
+    return payload
+
+
+def gql_transport(server: Server, user: User, protocol: str) -> WebsocketsTransport:
+    return WebsocketsTransport(
+        url=server.ws,
+        init_payload={"authorization": f"Bearer {user.token}"},
+        subprotocols=[protocol],  # type: ignore[list-item]
+    )
+
+
+@pytest.mark.parametrize(
+    "protocol",
+    [WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL, WebsocketsTransport.APOLLO_SUBPROTOCOL],
+    ids=["graphql-transport-ws", "graphql-ws"],
+)
+async def test_gql_client_receives_live_updates(sqlite_server: Server, protocol: str) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    await server.send(alice, channel, "first")
+    transport = gql_transport(server, alice, protocol)
+    async with Client(transport=transport) as session:
+        request = GraphQLRequest(LIVE_MESSAGES, variable_values={"channel": channel})
+        results = session.subscribe(request, get_execution_result=True)
+        initial = await anext(results)
+        assert [e["node"]["body"] for e in initial.data["messages"]["edges"]] == ["first"]
+        initial_version = initial.extensions["live"]["version"]
+        await server.send(alice, channel, "second")
+        update = await asyncio.wait_for(anext(results), 5)
+        assert [e["node"]["body"] for e in update.data["messages"]["edges"]] == ["second", "first"]
+        assert update.extensions["live"]["version"] > initial_version
+        await results.aclose()  # type: ignore[attr-defined]
+
+
+async def test_sse_client_receives_live_updates(sqlite_server: Server) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    await server.send(alice, channel, "first")
+    events: list[dict[str, Any]] = []
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        client.stream(
+            "POST",
+            server.http,
+            json={"query": LIVE_MESSAGES, "variables": {"channel": channel}},
+            headers={**alice.headers, "accept": "text/event-stream"},
+        ) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.aiter_lines()
+        while len(events) < 2:
+            line = await asyncio.wait_for(anext(lines), 5)
+            if line.startswith("data:") and line[5:].strip():
+                events.append(json.loads(line[5:]))
+                if len(events) == 1:
+                    await server.send(alice, channel, "second")
+    assert bodies(events[0]) == ["first"]
+    assert bodies(events[1]) == ["second", "first"]
+
+
+async def test_live_over_plain_http_answers_once(server: Server) -> None:
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    await server.send(alice, channel, "only")
+    body = await server.post(LIVE_MESSAGES, {"channel": channel}, alice)
+    assert bodies(body) == ["only"]
+
+
+async def test_change_reruns_only_the_affected_cohort(sqlite_server: Server) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    channels = [await server.channel(alice) for _ in range(4)]
+    live = server.services.live
+    async with WSClient.connect(server, alice) as ws:
+        ops = {c: await ws.subscribe(LIVE_MESSAGES, {"channel": c}) for c in channels}
+        for op in ops.values():
+            await next_payload(ws, op)
+        before = live.executions
+        await server.send(alice, channels[2], "to the third")
+        payload = await next_payload(ws, ops[channels[2]])
+        assert bodies(payload) == ["to the third"]
+        assert await ws.nothing_for(0.3)
+        assert live.executions - before == 1
+
+
+async def test_identical_live_queries_share_one_execution(sqlite_server: Server) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    live = server.services.live
+    clients = [WSClient.connect(server, alice) for _ in range(5)]
+    sockets = [await c.__aenter__() for c in clients]
+    try:
+        ops = [await ws.subscribe(LIVE_MESSAGES, {"channel": channel}) for ws in sockets]
+        for ws, op in zip(sockets, ops, strict=True):
+            await next_payload(ws, op)
+        assert len(live.cohorts) == 1
+        before = live.executions
+        await server.send(alice, channel, "to all")
+        for ws, op in zip(sockets, ops, strict=True):
+            assert bodies(await next_payload(ws, op)) == ["to all"]
+        assert live.executions - before == 1
+    finally:
+        for client in clients:
+            await client.__aexit__(None, None, None)
+
+
+async def test_invalidations_during_a_run_fold_into_one_more(sqlite_server: Server) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    live = server.services.live
+    throttled = LIVE_MESSAGES.replace("@live", "@live(throttle: 400)")
+    async with WSClient.connect(server, alice) as ws:
+        op = await ws.subscribe(throttled, {"channel": channel})
+        await next_payload(ws, op)
+        before = live.executions
+        await asyncio.gather(*(server.send(alice, channel, f"m{i}") for i in range(10)))
+        received = [await next_payload(ws, op)]
+        while len(bodies(received[-1])) < 10:
+            received.append(await next_payload(ws, op, timeout=3))
+        assert await ws.nothing_for(0.6)
+    # Ten commits inside one throttle window: at most two runs (one may start before
+    # the last commit lands), never one per change.
+    assert live.executions - before <= 2
+    assert sorted(bodies(received[-1])) == sorted(f"m{i}" for i in range(10))
+
+
+async def test_unchanged_result_is_not_sent_again(sqlite_server: Server) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    message_id = await server.send(alice, channel, "before")
+    live = server.services.live
+    ids_only = """query($c: ID!) @live { messages(channelId: $c) { edges { node { id } } } }"""
+    async with WSClient.connect(server, alice) as ws:
+        op = await ws.subscribe(ids_only, {"c": channel})
+        await next_payload(ws, op)
+        before = live.executions
+        await server.gql(
+            "mutation($i: EditMessageInput!) { editMessage(input: $i) { id } }",
+            {"i": {"id": message_id, "body": "after"}},
+            alice,
+        )
+        assert await ws.nothing_for(0.5)
+        assert live.executions - before == 1
+
+
+async def test_own_mutation_result_follows_the_live_update(sqlite_server: Server) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    async with WSClient.connect(server, alice) as ws:
+        live_op = await ws.subscribe(LIVE_MESSAGES, {"channel": channel})
+        await next_payload(ws, live_op)
+        for attempt in range(5):
+            mutation_op = await ws.subscribe(
+                "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id } }",
+                {"i": {"channelId": channel, "body": f"mine {attempt}"}},
+            )
+            live_seen: dict[str, Any] | None = None
+            while True:
+                message = await ws.receive()
+                if message["id"] == live_op:
+                    live_seen = message["payload"]
+                elif message["id"] == mutation_op and message["type"] == "next":
+                    assert live_seen is not None, "mutation result arrived before the live update"
+                    assert f"mine {attempt}" in bodies(live_seen)
+                    version = message["payload"]["extensions"]["version"]
+                    assert live_seen["extensions"]["live"]["version"] >= version
+                    break
+            assert (await ws.receive())["type"] == "complete"
+
+
+async def test_live_results_never_cross_workspaces(sqlite_server: Server) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice", workspace="A")
+    bob = await server.sign_up("bob", workspace="B")
+    a_channel = await server.channel(alice, "general")
+    b_channel = await server.channel(bob, "general")
+    channels_live = "query @live { channels { edges { node { id name } } } }"
+    async with WSClient.connect(server, alice) as ws:
+        op_channels = await ws.subscribe(channels_live)
+        first = await next_payload(ws, op_channels)
+        assert [e["node"]["id"] for e in first["data"]["channels"]["edges"]] == [a_channel]
+        # Bob subscribes to Alice's channel id: NOT_FOUND, never her messages.
+        async with WSClient.connect(server, bob) as bob_ws:
+            op = await bob_ws.subscribe(LIVE_MESSAGES, {"channel": a_channel})
+            payload = await next_payload(bob_ws, op)
+            assert payload["data"] is None
+            assert payload["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+            await server.send(alice, a_channel, "secret")
+            assert await bob_ws.nothing_for(0.3)
+        await server.channel(bob, "bobs")
+        await server.send(bob, b_channel, "bob's")
+        assert await ws.nothing_for(0.3)
+
+
+async def test_expired_token_ends_the_live_query(sqlite_server: Server) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    tokens = server.services.tokens
+    viewer = tokens.decode(alice.token)
+    short = type(tokens)(tokens.secret, tokens.issuer, ttl_seconds=1)
+    brief = User(short.issue(viewer.user_id, viewer.workspace_id, viewer.token_epoch), alice.id, "")
+    async with WSClient.connect(server, brief) as ws:
+        op = await ws.subscribe(LIVE_MESSAGES, {"channel": channel})
+        await next_payload(ws, op)
+        ending = await next_payload(ws, op, timeout=4)
+        assert ending["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert (await ws.receive())["type"] == "complete"
+
+
+async def test_signing_out_everywhere_ends_live_queries(sqlite_server: Server) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    async with WSClient.connect(server, alice) as ws:
+        op = await ws.subscribe(LIVE_MESSAGES, {"channel": channel})
+        await next_payload(ws, op)
+        await server.gql("mutation { signOutEverywhere }", user=alice)
+        ending = await next_payload(ws, op)
+        assert ending["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert "revoked" in ending["errors"][0]["message"]
+    body = await server.post("{ channels { edges { node { id } } } }", user=alice)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_missed_batch_is_read_back_from_the_change_log(sqlite_server: Server) -> None:
+    from app.schema.models.message import Message
+    from app.transaction import transact
+
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    viewer = server.services.tokens.decode(alice.token)
+    async with WSClient.connect(server, alice) as ws:
+        op = await ws.subscribe(LIVE_MESSAGES, {"channel": channel})
+        await next_payload(ws, op)
+
+        async def write(tx: Any) -> None:
+            tx.add(Message(channel_id=int(channel), author_id=viewer.user_id, body="lost"))
+
+        # Committed but never published: as if the broker dropped it.
+        _, batch = await transact(
+            server.services.db, write, workspace_id=viewer.workspace_id, retries=0
+        )
+        assert batch is not None
+        assert await ws.nothing_for(0.3)
+        await server.send(alice, channel, "next")
+        seen = bodies(await next_payload(ws, op))
+        while "lost" not in seen:
+            seen = bodies(await next_payload(ws, op))
+        assert seen[:2] == ["next", "lost"]
+    assert server.services.live.feed.applied_version >= batch.version + 1
+
+
+async def test_invalid_live_query_is_an_error_message(sqlite_server: Server) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    async with WSClient.connect(server, alice) as ws:
+        op = await ws.subscribe("query @live { nope }")
+        message = await ws.receive()
+        assert message["id"] == op and message["type"] == "error"
+        assert message["payload"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_anonymous_live_query_is_refused(sqlite_server: Server) -> None:
+    server = sqlite_server
+    async with WSClient.connect(server, None) as ws:
+        op = await ws.subscribe("query @live { channels { edges { node { id } } } }")
+        payload = await next_payload(ws, op)
+        assert payload["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
