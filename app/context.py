@@ -14,19 +14,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Select
-from sqlmodel import select
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import pagination, tenancy
 from app.auth import TokenService, Viewer
 from app.database import Database
 from app.dataloaders.loaders import Loaders, pk_name, recorded, table_name
-from app.live.recording import READS_KEY
 from app.errors import NotFound, Unauthenticated
 from app.live import capture
 from app.live.capture import to_scalar
 from app.live.readset import ReadSet
+from app.live.recording import READS_KEY
 from app.pagination import Connection
 from app.schema.base import TenantScoped
 from app.settings import Settings
@@ -154,9 +153,7 @@ class Ctx:
     def record_row(self, model: type[SQLModel], ident: object) -> None:
         self.reads.row(table_name(model), to_scalar(ident))
 
-    async def transact(
-        self, body: Callable[[Tx], Awaitable[T]], *, unscoped: bool = False
-    ) -> T:
+    async def transact(self, body: Callable[[Tx], Awaitable[T]], *, unscoped: bool = False) -> T:
         """Run ``body`` in one write transaction; after COMMIT, publish its changes.
 
         Scoped to the viewer's workspace unless ``unscoped`` (sign-up only).

@@ -53,5 +53,7 @@ async def _create(tx: Tx) -> User:
         (demo.id, "Try sendMessage in GraphiQL and watch messages(channelId) change."),
     ]
     for author, body in lines:
-        tx.add(Message(workspace_id=workspace.id, channel_id=general.id, author_id=author, body=body))
+        tx.add(
+            Message(workspace_id=workspace.id, channel_id=general.id, author_id=author, body=body)
+        )
     return demo

@@ -72,7 +72,9 @@ def format_error(error: GraphQLError, request_id: str | None = None) -> GraphQLE
     )
 
 
-def format_errors(errors: list[GraphQLError] | None, request_id: str | None = None) -> None | list[GraphQLError]:
+def format_errors(
+    errors: list[GraphQLError] | None, request_id: str | None = None
+) -> list[GraphQLError] | None:
     if not errors:
         return errors
     return [format_error(e, request_id) for e in errors]

@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, with_loader_criteria
-
 from sqlmodel import SQLModel
 
 from app.errors import Forbidden
@@ -60,7 +59,7 @@ def _filter_reads(state: ORMExecuteState) -> None:
 
 def tenant_models() -> tuple[type[TenantScoped], ...]:
     """Every mapped table class that belongs to a workspace (cached per mapper set)."""
-    mappers = SQLModel._sa_registry.mappers  # noqa: SLF001
+    mappers = SQLModel._sa_registry.mappers
     if _tenant_cache.get("count") != len(mappers):
         _tenant_cache["models"] = tuple(
             m.class_ for m in mappers if issubclass(m.class_, TenantScoped)

@@ -68,9 +68,7 @@ async def transact(
                 await session.flush()
                 changes = take_changes(sync)
                 batch = (
-                    await changelog.append(await session.connection(), changes)
-                    if changes
-                    else None
+                    await changelog.append(await session.connection(), changes) if changes else None
                 )
             return result, batch
         except (OperationalError, DBAPIError) as exc:

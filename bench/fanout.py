@@ -129,6 +129,8 @@ def add_floor_ratios(rows: list[dict[str, Any]]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     harness.raise_fd_limit()
+    harness.warn_if_busy()
+    machine = harness.machine_info()
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -158,7 +160,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in rows:
         if "error" in row:
             print(f"{row['target']} N={row['subscribers']}: FAILED ({row['error'][:200]})")
-    machine = harness.machine_info()
     document = {
         "scenario": "fanout",
         "started_at": started_at,

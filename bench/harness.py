@@ -401,4 +401,17 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "node": node_version,
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
+
+
+def warn_if_busy(threshold: float = 0.7) -> None:
+    """Say so when other work already loads the machine: the figures would be noisy."""
+    load = os.getloadavg()[0]
+    if load > threshold:
+        print(
+            f"warning: load average is {load:.2f} before the run; other processes compete "
+            "for the 2 cores and the figures will be noisy",
+            file=sys.stderr,
+            flush=True,
+        )

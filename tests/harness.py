@@ -11,8 +11,8 @@ import itertools
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -193,10 +193,22 @@ class WSClient:
     @classmethod
     @asynccontextmanager
     async def connect(
-        cls, server: Server, user: User | None, *, protocol: str = "graphql-transport-ws"
+        cls,
+        server: Server,
+        user: User | None,
+        *,
+        protocol: str = "graphql-transport-ws",
+        receive_buffer: int | None = None,
     ) -> AsyncIterator[WSClient]:
-        async with websockets.connect(server.ws, subprotocols=[protocol]) as socket:  # type: ignore[list-item]
-            client = cls(socket)
+        """``receive_buffer`` pins a small kernel buffer: a client on a slow link."""
+        options: dict[str, Any] = {}
+        if receive_buffer is not None:
+            raw = socket.socket()
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            raw.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+            options = {"sock": raw, "max_queue": 1}
+        async with websockets.connect(server.ws, subprotocols=[protocol], **options) as ws:  # type: ignore[list-item]
+            client = cls(ws)
             payload = {"authorization": f"Bearer {user.token}"} if user else {}
             await client.send({"type": "connection_init", "payload": payload})
             ack = await client.receive()
@@ -240,3 +252,22 @@ class WSClient:
         except TimeoutError:
             return True
         raise AssertionError(f"unexpected message: {message}")
+
+
+@contextmanager
+def recording_statements(server: Server) -> Iterator[list[str]]:
+    """Every SQL statement sent while the block runs, on both engines (then stops)."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    db = server.services.db
+    engines = {db.read_engine.sync_engine, db.write_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)

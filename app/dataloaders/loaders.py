@@ -12,9 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Select, func
-from sqlmodel import select
 from sqlalchemy.orm import aliased
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 from strawberry.dataloader import DataLoader
 
 from app import pagination

@@ -171,6 +171,24 @@ class Subscriber:
         self._wake = asyncio.Event()
         self._failed = False
         self.waiting_since: float | None = None
+        self._on_detach: list[Callable[[Subscriber], None]] = []
+
+    def on_detach(self, callback: Callable[[Subscriber], None]) -> None:
+        self._on_detach.append(callback)
+
+    def detach(self) -> None:
+        """Leave the cohort and release everything held for this subscriber (idempotent).
+
+        Called when the operation ends, and for a slow consumer while its last send is
+        still blocked: what it holds is freed at once, not when the socket unblocks.
+        """
+        if self.state is SubscriberState.ENDED:
+            return
+        self.state = SubscriberState.ENDED
+        self.cohort.remove(self)
+        for callback in self._on_detach:
+            callback(self)
+        self._notify()
 
     def wake(self) -> None:
         # A newer result while the last one is still being sent: if that send has been
@@ -210,6 +228,8 @@ class Subscriber:
                     return
                 if self._failed:
                     raise RuntimeError("live query failed")
+                if self.state is SubscriberState.ENDED:
+                    return
                 result = self.cohort.result
                 if result is None or self.cohort.seq <= self.sent_seq:
                     continue
@@ -219,8 +239,8 @@ class Subscriber:
                 # Resumed: the transport has sent the result.
                 self.waiting_since = None
                 self.sent_seq = seq
+                if self.state is SubscriberState.ENDED:
+                    return
                 self._notify()
         finally:
-            self.state = SubscriberState.ENDED
-            self.cohort.remove(self)
-            self._notify()
+            self.detach()

@@ -48,9 +48,18 @@ class LiveConnection:
         if self._close is None or self._closing is not None:
             return
         log.warning("closing a slow consumer with %d live queries", len(self.subscribers))
+        for subscriber in list(self.subscribers):
+            subscriber.detach()
+        # The close frame waits behind what the client has not read; the live queries
+        # are already released, so nothing more accumulates meanwhile.
         self._closing = asyncio.ensure_future(self._close(SLOW_CONSUMER_CLOSE, "Slow consumer"))
+        self._closing.add_done_callback(lambda t: None if t.cancelled() else t.exception())
 
     def notify(self) -> None:
+        self._changed.set()
+
+    def forget(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
         self._changed.set()
 
     def pending(self, version: int) -> list[Subscriber]:
@@ -216,25 +225,18 @@ class LiveEngine:
         )
         cohort.add(subscriber)
         self._by_user.setdefault(viewer.user_id, set()).add(subscriber)
+        subscriber.on_detach(self._forget)
         if connection is not None:
             connection.subscribers.add(subscriber)
-        return self._deliver(subscriber, connection)
+            subscriber.on_detach(connection.forget)
+        return subscriber.results(self._check)
 
-    async def _deliver(
-        self, subscriber: Subscriber, connection: LiveConnection | None
-    ) -> AsyncIterator[ExecutionResult]:
-        try:
-            async for result in subscriber.results(self._check):
-                yield result
-        finally:
-            mine = self._by_user.get(subscriber.viewer.user_id)
-            if mine is not None:
-                mine.discard(subscriber)
-                if not mine:
-                    del self._by_user[subscriber.viewer.user_id]
-            if connection is not None:
-                connection.subscribers.discard(subscriber)
-                connection.notify()
+    def _forget(self, subscriber: Subscriber) -> None:
+        mine = self._by_user.get(subscriber.viewer.user_id)
+        if mine is not None:
+            mine.discard(subscriber)
+            if not mine:
+                del self._by_user[subscriber.viewer.user_id]
 
     def _check(self, viewer: Viewer) -> ExecutionResult | None:
         """Authorization re-applied before each delivery, as the subscriber."""

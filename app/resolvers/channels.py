@@ -28,9 +28,14 @@ async def channel(ctx: Ctx, id: strawberry.ID) -> Channel | None:
     return await ctx.get(Channel, id)
 
 
+CreateChannelInput = Input(
+    "CreateChannelInput", "name", description="A new channel of the viewer's workspace."
+)
+
+
 @mutation
 async def create_channel(
-    ctx: Ctx, tx: Tx, input: Annotated[Channel, Input("CreateChannelInput", "name")]
+    ctx: Ctx, tx: Tx, input: Annotated[Channel, CreateChannelInput]
 ) -> Channel:
     """Create a channel; its name is unique in the workspace."""
     channel = Channel(name=input.name.strip())

@@ -16,8 +16,16 @@ from app.schema.base import utcnow
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 
-SendMessageInput = Input("SendMessageInput", "channel_id", "body", "idempotency_key")
-EditMessageInput = Input("EditMessageInput", "id", "body")
+SendMessageInput = Input(
+    "SendMessageInput",
+    "channel_id",
+    "body",
+    "idempotency_key",
+    description="A new message for a channel of the viewer's workspace.",
+)
+EditMessageInput = Input(
+    "EditMessageInput", "id", "body", description="New text for one of the viewer's messages."
+)
 
 
 @query
@@ -34,9 +42,7 @@ async def messages(
 
 
 @mutation
-async def send_message(
-    ctx: Ctx, tx: Tx, input: Annotated[Message, SendMessageInput]
-) -> Message:
+async def send_message(ctx: Ctx, tx: Tx, input: Annotated[Message, SendMessageInput]) -> Message:
     """Post to a channel. Retrying with the same `idempotencyKey` returns the first message."""
     author_id = ctx.require_viewer().user_id
     await tx.fetch(Channel, input.channel_id)
@@ -78,9 +84,7 @@ async def _own_message(ctx: Ctx, tx: Tx, ident: object) -> Message:
 
 
 @mutation
-async def edit_message(
-    ctx: Ctx, tx: Tx, input: Annotated[Message, EditMessageInput]
-) -> Message:
+async def edit_message(ctx: Ctx, tx: Tx, input: Annotated[Message, EditMessageInput]) -> Message:
     """Change a message's text (author only)."""
     message = await _own_message(ctx, tx, input.id)
     message.body = input.body

@@ -59,7 +59,10 @@ def _check_sign_up(data: SignUpInput) -> None:
         problems.append({"path": "input.email", "message": "not an email address"})
     if not MIN_PASSWORD <= len(data.password) <= MAX_PASSWORD:
         problems.append(
-            {"path": "input.password", "message": f"must be {MIN_PASSWORD}-{MAX_PASSWORD} characters"}
+            {
+                "path": "input.password",
+                "message": f"must be {MIN_PASSWORD}-{MAX_PASSWORD} characters",
+            }
         )
     if not 1 <= len(data.name.strip()) <= 100:
         problems.append({"path": "input.name", "message": "must be 1-100 characters"})

@@ -139,10 +139,13 @@ def _graphql_input(model: type[SQLModel], spec: Input) -> type:
         if not required:
             annotation = annotation | None
         namespace["__annotations__"][name] = annotation
+        text = info.description
+        if column.primary_key:
+            text = text or f"Unique identifier of the {model.__name__}."
         namespace[name] = (
-            strawberry.field(description=info.description)
+            strawberry.field(description=text)
             if required
-            else strawberry.field(description=info.description, default=strawberry.UNSET)
+            else strawberry.field(description=text, default=strawberry.UNSET)
         )
     cls = type(spec.name, (), namespace)
     return strawberry.input(cls, name=spec.name, description=spec.description or model.__doc__)
@@ -228,7 +231,9 @@ def resolver_field(fn: Callable[..., Awaitable[Any]]) -> StrawberryField:
     operation: Operation = getattr(fn, MARK)
     hints = typing.get_type_hints(fn, include_extras=True)
     parameters = [
-        inspect.Parameter("info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=strawberry.Info)
+        inspect.Parameter(
+            "info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=strawberry.Info
+        )
     ]
     ctx_name = tx_name = None
     docs = argument_docs(fn)
@@ -252,7 +257,10 @@ def resolver_field(fn: Callable[..., Awaitable[Any]]) -> StrawberryField:
             annotation = Annotated[annotation, strawberry.argument(description=text)]
         parameters.append(
             inspect.Parameter(
-                param.name, inspect.Parameter.KEYWORD_ONLY, default=param.default, annotation=annotation
+                param.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=param.default,
+                annotation=annotation,
             )
         )
     if ctx_name is None:

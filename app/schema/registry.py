@@ -39,7 +39,7 @@ def table_models(packages: Iterable[str] = MODEL_PACKAGES) -> list[type[SQLModel
     modules = {m.__name__ for m in import_all(packages)}
     by_table = {
         mapper.class_.__tablename__: mapper.class_
-        for mapper in SQLModel._sa_registry.mappers  # noqa: SLF001
+        for mapper in SQLModel._sa_registry.mappers
         if mapper.class_.__module__ in modules
     }
     return [by_table[t.name] for t in SQLModel.metadata.sorted_tables if t.name in by_table]

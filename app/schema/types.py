@@ -86,8 +86,8 @@ def _many_to_one(rel: RelationshipProperty[Any]) -> Any:
             return None
         return await info.context.loaders.by_pk(target).load(key)
 
-    resolve.__annotations__["return"] = graphql_type(target) | None if nullable else graphql_type(
-        target
+    resolve.__annotations__["return"] = (
+        graphql_type(target) | None if nullable else graphql_type(target)
     )
     resolve.__name__ = rel.key
     return strawberry.field(
@@ -111,7 +111,10 @@ def _one_to_many(rel: RelationshipProperty[Any]) -> Any:
         ] = None,
     ) -> Any:
         return await info.context.page(
-            target, first=first, after=after, where=(child_column.key, getattr(root, parent_column.key))
+            target,
+            first=first,
+            after=after,
+            where=(child_column.key, getattr(root, parent_column.key)),
         )
 
     resolve.__annotations__["return"] = Connection[graphql_type(target)]  # type: ignore[misc]

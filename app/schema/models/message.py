@@ -27,7 +27,12 @@ class Message(TenantScoped, table=True):
     channel_id: int = Field(foreign_key="channel.id", index=True, description="Its channel.")
     author_id: int = Field(foreign_key="user.id", index=True, description="Who wrote it.")
     body: str = Field(min_length=1, max_length=4000, description="The text.")
-    idempotency_key: str | None = private(default=None, max_length=128)
+    idempotency_key: str | None = private(
+        default=None,
+        max_length=128,
+        description="Any unique string; a retried send with the same key returns the first "
+        "message instead of posting again.",
+    )
     created_at: datetime = created_at_field()
     edited_at: datetime | None = Field(
         default=None, sa_type=UTCDateTime, description="When it was last edited, if ever."

@@ -8,53 +8,38 @@
 // identical queries). Auth is accepted but not verified: a token names its user.
 //
 // Usage: node server.mjs [--port PORT]   (or env PORT); listens on 127.0.0.1 only.
+//        node server.mjs --print-schema    prints the SDL it serves.
 
 import http from "node:http";
-import { parse, validate, execute as graphqlExecute, specifiedRules } from "graphql";
-import { makeExecutableSchema } from "@graphql-tools/schema";
+import {
+  GraphQLBoolean,
+  GraphQLID,
+  GraphQLInputObjectType,
+  GraphQLInt,
+  GraphQLList,
+  GraphQLNonNull,
+  GraphQLObjectType,
+  GraphQLSchema,
+  GraphQLString,
+  execute as graphqlExecute,
+  parse,
+  printSchema,
+  specifiedDirectives,
+  specifiedRules,
+  validate,
+} from "graphql";
 import { WebSocketServer } from "ws";
 import { useServer } from "graphql-ws/use/ws";
 import { InMemoryLiveQueryStore } from "@n1ru4l/in-memory-live-query-store";
-import { NoLiveMixedWithDeferStreamRule } from "@n1ru4l/graphql-live-query";
+import {
+  GraphQLLiveDirective,
+  NoLiveMixedWithDeferStreamRule,
+} from "@n1ru4l/graphql-live-query";
 
 const HOST = "127.0.0.1";
 const MAX_BODY_BYTES = 1 << 20;
 const DEFAULT_PAGE = 50;
 const MAX_PAGE = 100;
-
-const typeDefs = /* GraphQL */ `
-  directive @live(if: Boolean = true, throttle: Int) on QUERY
-
-  type User { id: ID! name: String! email: String! }
-  type Channel { id: ID! name: String! }
-  type Message { id: ID! body: String! channel: Channel! author: User! }
-  type MessageEdge { cursor: String! node: Message! }
-  type PageInfo { hasNextPage: Boolean! endCursor: String }
-  type MessageConnection { edges: [MessageEdge!]! pageInfo: PageInfo! }
-  type AuthPayload { token: String! user: User! }
-  type Invite { code: String! }
-
-  input SignUpInput {
-    email: String!
-    password: String!
-    name: String!
-    workspaceName: String
-    inviteCode: String
-  }
-  input CreateChannelInput { name: String! }
-  input SendMessageInput { channelId: ID! body: String! idempotencyKey: String }
-
-  type Query {
-    viewer: User
-    messages(channelId: ID!, first: Int = 50, after: String): MessageConnection!
-  }
-  type Mutation {
-    signUp(input: SignUpInput!): AuthPayload!
-    createInvite: Invite!
-    createChannel(input: CreateChannelInput!): Channel!
-    sendMessage(input: SendMessageInput!): Message!
-  }
-`;
 
 // In-memory data: users and channels by id, messages per channel (oldest first).
 const db = {
@@ -93,10 +78,87 @@ function listMessages(channelId, first, after) {
   };
 }
 
-const resolvers = {
-  Query: {
-    viewer: (_root, _args, context) => context.viewer,
+// The schema, built with graphql-js itself (the SDL is printed by `--print-schema`).
+// `collectResourceIdentifiers` tells the store that a messages list depends on
+// `Channel:<id>`, the identifier each sendMessage invalidates.
+const nonNull = (type) => new GraphQLNonNull(type);
+const list = (type) => nonNull(new GraphQLList(nonNull(type)));
+
+const User = new GraphQLObjectType({
+  name: "User",
+  fields: {
+    id: { type: nonNull(GraphQLID) },
+    name: { type: nonNull(GraphQLString) },
+    email: { type: nonNull(GraphQLString) },
+  },
+});
+const Channel = new GraphQLObjectType({
+  name: "Channel",
+  fields: { id: { type: nonNull(GraphQLID) }, name: { type: nonNull(GraphQLString) } },
+});
+const Message = new GraphQLObjectType({
+  name: "Message",
+  fields: {
+    id: { type: nonNull(GraphQLID) },
+    body: { type: nonNull(GraphQLString) },
+    channel: { type: nonNull(Channel), resolve: (message) => db.channels.get(message.channelId) },
+    author: { type: nonNull(User), resolve: (message) => db.users.get(message.authorId) },
+  },
+});
+const MessageEdge = new GraphQLObjectType({
+  name: "MessageEdge",
+  fields: { cursor: { type: nonNull(GraphQLString) }, node: { type: nonNull(Message) } },
+});
+const PageInfo = new GraphQLObjectType({
+  name: "PageInfo",
+  fields: { hasNextPage: { type: nonNull(GraphQLBoolean) }, endCursor: { type: GraphQLString } },
+});
+const MessageConnection = new GraphQLObjectType({
+  name: "MessageConnection",
+  fields: { edges: { type: list(MessageEdge) }, pageInfo: { type: nonNull(PageInfo) } },
+});
+const AuthPayload = new GraphQLObjectType({
+  name: "AuthPayload",
+  fields: { token: { type: nonNull(GraphQLString) }, user: { type: nonNull(User) } },
+});
+const Invite = new GraphQLObjectType({
+  name: "Invite",
+  fields: { code: { type: nonNull(GraphQLString) } },
+});
+const SignUpInput = new GraphQLInputObjectType({
+  name: "SignUpInput",
+  fields: {
+    email: { type: nonNull(GraphQLString) },
+    password: { type: nonNull(GraphQLString) },
+    name: { type: nonNull(GraphQLString) },
+    workspaceName: { type: GraphQLString },
+    inviteCode: { type: GraphQLString },
+  },
+});
+const CreateChannelInput = new GraphQLInputObjectType({
+  name: "CreateChannelInput",
+  fields: { name: { type: nonNull(GraphQLString) } },
+});
+const SendMessageInput = new GraphQLInputObjectType({
+  name: "SendMessageInput",
+  fields: {
+    channelId: { type: nonNull(GraphQLID) },
+    body: { type: nonNull(GraphQLString) },
+    idempotencyKey: { type: GraphQLString },
+  },
+});
+
+const Query = new GraphQLObjectType({
+  name: "Query",
+  fields: {
+    viewer: { type: User, resolve: (_root, _args, context) => context.viewer },
     messages: {
+      type: nonNull(MessageConnection),
+      args: {
+        channelId: { type: nonNull(GraphQLID) },
+        first: { type: GraphQLInt, defaultValue: DEFAULT_PAGE },
+        after: { type: GraphQLString },
+      },
       resolve: (_root, args) => listMessages(args.channelId, args.first, args.after),
       extensions: {
         liveQuery: {
@@ -105,45 +167,64 @@ const resolvers = {
       },
     },
   },
-  Message: {
-    author: (message) => db.users.get(message.authorId),
-    channel: (message) => db.channels.get(message.channelId),
-  },
-  Mutation: {
-    signUp: (_root, { input }) => {
-      const user = { id: newId(), name: input.name, email: input.email };
-      db.users.set(user.id, user);
-      return { token: `node-${user.id}`, user };
-    },
-    createInvite: (_root, _args, context) => {
-      requireViewer(context);
-      return { code: `invite-${newId()}` };
-    },
-    createChannel: (_root, { input }, context) => {
-      requireViewer(context);
-      const channel = { id: newId(), name: input.name };
-      db.channels.set(channel.id, channel);
-      db.messagesByChannel.set(channel.id, []);
-      return channel;
-    },
-    sendMessage: (_root, { input }, context) => {
-      const viewer = requireViewer(context);
-      const channelId = String(input.channelId);
-      const messages = db.messagesByChannel.get(channelId);
-      if (!messages) throw new Error("NOT_FOUND");
-      const key = input.idempotencyKey ? `${viewer.id}:${input.idempotencyKey}` : null;
-      if (key && db.idempotency.has(key)) return db.idempotency.get(key);
-      const message = { id: newId(), body: input.body, channelId, authorId: viewer.id };
-      messages.push(message);
-      if (key) db.idempotency.set(key, message);
-      // As in the library's todo example: invalidate from the mutation resolver.
-      liveQueryStore.invalidate(`Channel:${channelId}`);
-      return message;
-    },
-  },
-};
+});
 
-const schema = makeExecutableSchema({ typeDefs, resolvers });
+const Mutation = new GraphQLObjectType({
+  name: "Mutation",
+  fields: {
+    signUp: {
+      type: nonNull(AuthPayload),
+      args: { input: { type: nonNull(SignUpInput) } },
+      resolve: (_root, { input }) => {
+        const user = { id: newId(), name: input.name, email: input.email };
+        db.users.set(user.id, user);
+        return { token: `node-${user.id}`, user };
+      },
+    },
+    createInvite: {
+      type: nonNull(Invite),
+      resolve: (_root, _args, context) => {
+        requireViewer(context);
+        return { code: `invite-${newId()}` };
+      },
+    },
+    createChannel: {
+      type: nonNull(Channel),
+      args: { input: { type: nonNull(CreateChannelInput) } },
+      resolve: (_root, { input }, context) => {
+        requireViewer(context);
+        const channel = { id: newId(), name: input.name };
+        db.channels.set(channel.id, channel);
+        db.messagesByChannel.set(channel.id, []);
+        return channel;
+      },
+    },
+    sendMessage: {
+      type: nonNull(Message),
+      args: { input: { type: nonNull(SendMessageInput) } },
+      resolve: (_root, { input }, context) => {
+        const viewer = requireViewer(context);
+        const channelId = String(input.channelId);
+        const messages = db.messagesByChannel.get(channelId);
+        if (!messages) throw new Error("NOT_FOUND");
+        const key = input.idempotencyKey ? `${viewer.id}:${input.idempotencyKey}` : null;
+        if (key && db.idempotency.has(key)) return db.idempotency.get(key);
+        const message = { id: newId(), body: input.body, channelId, authorId: viewer.id };
+        messages.push(message);
+        if (key) db.idempotency.set(key, message);
+        // As in the library's todo example: invalidate from the mutation resolver.
+        liveQueryStore.invalidate(`Channel:${channelId}`);
+        return message;
+      },
+    },
+  },
+});
+
+const schema = new GraphQLSchema({
+  query: Query,
+  mutation: Mutation,
+  directives: [...specifiedDirectives, GraphQLLiveDirective],
+});
 const liveExecute = liveQueryStore.makeExecute(graphqlExecute);
 const validationRules = [...specifiedRules, NoLiveMixedWithDeferStreamRule];
 
@@ -249,6 +330,10 @@ function shutdown() {
 process.on("SIGTERM", shutdown);
 process.on("SIGINT", shutdown);
 
+if (process.argv.includes("--print-schema")) {
+  console.log(printSchema(schema));
+  process.exit(0);
+}
 const port = portFromArgs();
 server.listen(port, HOST, 4096, () => {
   console.log(`node peer listening on http://${HOST}:${port}/graphql`);
