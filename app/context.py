@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app import pagination, tenancy
 from app.auth import TokenService, Viewer
@@ -102,7 +102,7 @@ class Ctx:
             self._session = session
         return self._session
 
-    async def rows(self, statement: Select[Any]) -> Sequence[Any]:
+    async def rows(self, statement: SelectOfScalar[Any]) -> Sequence[Any]:
         """Run one SELECT on this execution's snapshot."""
         async with self._lock:
             session = await self.session()
@@ -139,7 +139,7 @@ class Ctx:
                 (value, size, after)
             )
             return connection
-        statement: Select[Any] = select(model)
+        statement: SelectOfScalar[Any] = select(model)
         if issubclass(model, TenantScoped) and self.viewer is not None:
             self.reads.range(table_name(model), "workspace_id", self.viewer.workspace_id)
         else:
@@ -173,7 +173,7 @@ class Ctx:
         await self.refresh_snapshot()
         return result
 
-    async def unscoped_read(self, statement: Select[Any]) -> Any:
+    async def unscoped_read(self, statement: SelectOfScalar[Any]) -> Any:
         """One read across workspaces: for sign-in, which precedes any tenant."""
         async with self.services.db.reading() as session:
             tenancy.unscoped(session.sync_session)
@@ -216,7 +216,7 @@ class Tx:
             raise NotFound(model.__name__, ident)
         return row
 
-    async def first(self, statement: Select[Any]) -> Any:
+    async def first(self, statement: SelectOfScalar[Any]) -> Any:
         return (await self.session.exec(statement)).first()
 
     def add(self, row: SQLModel) -> None:

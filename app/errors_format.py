@@ -81,16 +81,36 @@ def format_errors(
 
 
 class ErrorCodes(SchemaExtension):
-    """Applies ``format_error`` to every result, streamed ones included."""
+    """Applies ``format_error`` to every result, streamed ones included.
+
+    Strawberry keeps the same error objects both on the result and on the context
+    (``pre_execution_errors``); each is formatted once, so an unexpected error is logged
+    once and both places carry the same request id.
+    """
+
+    def __init__(self, *, execution_context: Any = None) -> None:
+        super().__init__(execution_context=execution_context)
+        # id(original) -> (original, formatted); the original is kept so ids stay unique.
+        self._formatted: dict[int, tuple[GraphQLError, GraphQLError]] = {}
 
     def _request_id(self) -> str | None:
         context = self.execution_context.context
         return getattr(context, "request_id", None)
 
+    def _format(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        formatted: list[GraphQLError] = []
+        for error in errors:
+            done = self._formatted.get(id(error))
+            if done is None:
+                done = (error, format_error(error, self._request_id()))
+                self._formatted[id(error)] = done
+            formatted.append(done[1])
+        return formatted
+
     def _process(self, result: Any) -> None:
         errors = getattr(result, "errors", None)
         if errors:
-            result.errors = format_errors(errors, self._request_id())
+            result.errors = self._format(errors)
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -98,7 +118,7 @@ class ErrorCodes(SchemaExtension):
         # Pre-execution errors (parse, validation) are kept on the context too.
         errors = getattr(self.execution_context, "pre_execution_errors", None)
         if errors:
-            self.execution_context.pre_execution_errors = format_errors(errors, self._request_id())
+            self.execution_context.pre_execution_errors = self._format(errors)
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
         self._process(result)

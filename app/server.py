@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from graphql import OperationType as GraphQLOperationType
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
@@ -32,6 +34,7 @@ from app.context import Ctx, Services
 from app.database import Database
 from app.errors import AppError, Unauthenticated
 from app.live import changelog
+from app.live.directive import live_request, operation_type
 from app.live.engine import LiveEngine
 from app.live.schema import LiveSchema
 from app.schema.build import build_schema
@@ -96,9 +99,33 @@ class GraphQLView(GraphQL[TransportContext, None]):
             allowed_origins=settings.allowed_origins or ("*",),
         )
         self._services = services_ref
+        page = Path(settings.web_dist) / "graphiql.html" if settings.web_dist else None
+        self._graphiql_page = page if page is not None and page.is_file() else None
 
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()
+
+    async def parse_http_body(self, request: Any) -> Any:
+        """Stream only what streams: a query or mutation answers with JSON.
+
+        Clients such as urql list ``text/event-stream`` in every Accept header (after
+        JSON) in case a result is incremental; only live queries and subscriptions, or
+        a client that prefers the stream, get an event stream.
+        """
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData) and data.protocol != "http":
+            streams = operation_type(data.query, data.operation_name) is (
+                GraphQLOperationType.SUBSCRIPTION
+            ) or live_request(data.query, data.operation_name, data.variables)
+            if not streams and not _prefers_stream(request.headers.get("accept", "")):
+                data.protocol = "http"
+        return data
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # The built GraphiQL works offline (no CDN) and runs @live over WebSocket.
+        if self._graphiql_page is not None:
+            return HTMLResponse(self._graphiql_page.read_text())
+        return await super().render_graphql_ide(request)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> TransportContext:
         from app.live.engine import LiveConnection
@@ -119,6 +146,11 @@ class GraphQLView(GraphQL[TransportContext, None]):
         if context.auth_error is not None:
             raise ConnectionRejectionError({"message": context.auth_error.message})
         return None
+
+
+def _prefers_stream(accept: str) -> bool:
+    first = accept.split(",", 1)[0].split(";", 1)[0].strip().lower()
+    return first in ("text/event-stream", "multipart/mixed")
 
 
 class ServicesRef:
@@ -168,6 +200,13 @@ async def stop_services(services: Services) -> None:
     await services.db.dispose()
 
 
+def _file(path: Path) -> Any:
+    async def serve(_request: Request) -> Response:
+        return FileResponse(path, media_type="text/html")
+
+    return serve
+
+
 def create_app(
     settings: Settings | None = None, *, demo: bool = False, public_url: str | None = None
 ) -> Starlette:
@@ -210,7 +249,10 @@ def create_app(
         Route("/healthz", health),
     ]
     if settings.web_dist and Path(settings.web_dist).is_dir():
-        routes.append(Mount("/", StaticFiles(directory=settings.web_dist, html=True)))
+        dist = Path(settings.web_dist)
+        if (dist / "graphiql.html").is_file():
+            routes.append(Route("/graphiql", _file(dist / "graphiql.html")))
+        routes.append(Mount("/", StaticFiles(directory=dist, html=True)))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.schema = schema
     app.state.services = ref

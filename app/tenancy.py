@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, with_loader_criteria
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from app.errors import Forbidden
 from app.schema.base import TenantScoped
@@ -50,10 +50,10 @@ def _filter_reads(state: ORMExecuteState) -> None:
         return
     state.statement = state.statement.options(
         *(
-            with_loader_criteria(model, model.workspace_id == tenant, include_aliases=True)
+            with_loader_criteria(model, col(model.workspace_id) == tenant, include_aliases=True)
             for model in tenant_models()
         ),
-        with_loader_criteria(Workspace, Workspace.id == tenant, include_aliases=True),  # type: ignore[arg-type]
+        with_loader_criteria(Workspace, col(Workspace.id) == tenant, include_aliases=True),
     )
 
 
@@ -80,8 +80,8 @@ def _check_writes(session: Session, _flush: UOWTransaction, _instances: Any) -> 
     for obj in written:
         if not isinstance(obj, TenantScoped):
             continue
-        if obj in session.new and obj.workspace_id is None and tenant != UNSCOPED:
-            obj.workspace_id = tenant  # type: ignore[assignment]
+        if obj in session.new and obj.workspace_id is None and isinstance(tenant, int):
+            obj.workspace_id = tenant
         if tenant != UNSCOPED and obj.workspace_id != tenant:
             raise Forbidden("Cannot write rows of another workspace")
 

@@ -11,9 +11,10 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, func
+from sqlalchemy import func
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, select
+from sqlmodel.sql.expression import SelectOfScalar
 from strawberry.dataloader import DataLoader
 
 from app import pagination
@@ -21,7 +22,7 @@ from app.live.capture import to_scalar
 from app.live.readset import ReadSet
 from app.pagination import Connection
 
-Fetch = Callable[[Select[Any]], Awaitable[Sequence[Any]]]
+Fetch = Callable[[SelectOfScalar[Any]], Awaitable[Sequence[Any]]]
 PageKey = tuple[Any, int, str | None]  # (parent id, first, after)
 RECORDED = "livegraph_recorded"
 
@@ -36,7 +37,7 @@ def table_name(model: type[SQLModel]) -> str:
     return name
 
 
-def recorded(statement: Select[Any]) -> Select[Any]:
+def recorded(statement: SelectOfScalar[Any]) -> SelectOfScalar[Any]:
     """Mark a statement whose reads the caller recorded itself (no table fallback)."""
     return statement.execution_options(**{RECORDED: True})
 
@@ -106,7 +107,7 @@ def _children(
     parents: Sequence[Any],
     first: int,
     after: str | None,
-) -> Select[Any]:
+) -> SelectOfScalar[Any]:
     """The first ``first + 1`` children of each parent, in one statement."""
     column = getattr(model, column_name)
     if len(parents) == 1:

@@ -68,10 +68,13 @@ def _values(obj: Any, table: Table, *, old: bool) -> dict[str, Scalar]:
 
 
 def _pk(obj: Any) -> Scalar:
-    identity = inspect(obj).identity
-    if identity is None:
-        return None
-    return to_scalar(identity[0]) if len(identity) == 1 else "|".join(map(str, identity))
+    # Not ``state.identity``: a row inserted by this flush has no identity key until the
+    # flush completes, but its primary key attributes are already set.
+    state = inspect(obj)
+    key = state.mapper.primary_key_from_instance(obj)
+    if len(key) == 1:
+        return to_scalar(key[0])
+    return "|".join(map(str, key))
 
 
 def _after_flush(session: Session, _flush: UOWTransaction) -> None:

@@ -27,6 +27,7 @@ from broadcaster import Broadcast
 from app.database import Database
 from app.live import changelog
 from app.live.changes import ChangeBatch
+from app.live.redis_backend import RedisPubSubBackend
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +193,13 @@ class ChangeFeed:
             delay = min(RECONNECT_MAX_S, delay * 2)
             self.reconnects += 1
 
+    def _broadcast_for(self) -> Broadcast:
+        if self._url.startswith(("redis://", "rediss://")):
+            return Broadcast(backend=RedisPubSubBackend(self._url))
+        return Broadcast(self._url)
+
     async def _read_once(self) -> None:
-        broadcast = Broadcast(self._url)
+        broadcast = self._broadcast_for()
         await asyncio.wait_for(broadcast.connect(), 5.0)
         self._broadcast = broadcast
         async with broadcast.subscribe(self._channel) as subscriber:

@@ -23,7 +23,7 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, overload
 
 import pydantic
 import strawberry
@@ -44,6 +44,7 @@ ARGUMENT_DOCS = {
     "input": "The values, validated field by field.",
 }
 MARK = "__livegraph_operation__"
+OperationFn = TypeVar("OperationFn", bound=Callable[..., Awaitable[Any]])
 
 
 @dataclass(frozen=True)
@@ -76,20 +77,38 @@ class Input:
         return self._cache[model]
 
 
-def _marker(kind: Kind, fn: Any, public: bool, description: str | None) -> Any:
-    def mark(func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _marker(
+    kind: Kind, fn: OperationFn | None, public: bool, description: str | None
+) -> OperationFn | Callable[[OperationFn], OperationFn]:
+    def mark(func: OperationFn) -> OperationFn:
         setattr(func, MARK, Operation(kind, public, description))
         return func
 
     return mark(fn) if fn is not None else mark
 
 
-def query(fn: Any = None, *, public: bool = False, description: str | None = None) -> Any:
+@overload
+def query(fn: OperationFn, /) -> OperationFn: ...
+@overload
+def query(
+    *, public: bool = False, description: str | None = None
+) -> Callable[[OperationFn], OperationFn]: ...
+def query(
+    fn: OperationFn | None = None, /, *, public: bool = False, description: str | None = None
+) -> OperationFn | Callable[[OperationFn], OperationFn]:
     """A root query field. Unless ``public``, it requires an authenticated viewer."""
     return _marker("query", fn, public, description)
 
 
-def mutation(fn: Any = None, *, public: bool = False, description: str | None = None) -> Any:
+@overload
+def mutation(fn: OperationFn, /) -> OperationFn: ...
+@overload
+def mutation(
+    *, public: bool = False, description: str | None = None
+) -> Callable[[OperationFn], OperationFn]: ...
+def mutation(
+    fn: OperationFn | None = None, /, *, public: bool = False, description: str | None = None
+) -> OperationFn | Callable[[OperationFn], OperationFn]:
     """A root mutation field. Unless ``public``, it requires an authenticated viewer."""
     return _marker("mutation", fn, public, description)
 
@@ -247,6 +266,7 @@ def resolver_field(fn: Callable[..., Awaitable[Any]]) -> StrawberryField:
             tx_name = param.name
             continue
         spec = _input_spec(hint)
+        annotation: Any
         if spec is not None:
             inputs[param.name] = spec
             annotation = spec[1].types_for(spec[0])[0]

@@ -17,7 +17,7 @@ import uuid
 from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import Column, inspect
+from sqlalchemy import Column, ColumnElement, inspect
 from sqlalchemy.orm import RelationshipDirection, RelationshipProperty
 from sqlmodel import SQLModel
 
@@ -75,13 +75,20 @@ def description(model: type[SQLModel], name: str) -> str | None:
     return info.description if info else None
 
 
+def _key(column: ColumnElement[Any]) -> str:
+    if column.key is None:
+        raise TypeError(f"relationship column {column!r} has no attribute name")
+    return column.key
+
+
 def _many_to_one(rel: RelationshipProperty[Any]) -> Any:
     target = rel.mapper.class_
     (local,) = rel.local_columns
+    local_key = _key(local)
     nullable = local.nullable
 
     async def resolve(root: Any, info: strawberry.Info) -> Any:
-        key = getattr(root, local.key)
+        key = getattr(root, local_key)
         if key is None:
             return None
         return await info.context.loaders.by_pk(target).load(key)
@@ -92,7 +99,7 @@ def _many_to_one(rel: RelationshipProperty[Any]) -> Any:
     resolve.__name__ = rel.key
     return strawberry.field(
         resolver=resolve,
-        description=description(rel.parent.class_, local.key) or f"The related {target.__name__}.",
+        description=description(rel.parent.class_, local_key) or f"The related {target.__name__}.",
     )
 
 
@@ -114,7 +121,7 @@ def _one_to_many(rel: RelationshipProperty[Any]) -> Any:
             target,
             first=first,
             after=after,
-            where=(child_column.key, getattr(root, parent_column.key)),
+            where=(_key(child_column), getattr(root, _key(parent_column))),
         )
 
     resolve.__annotations__["return"] = Connection[graphql_type(target)]  # type: ignore[misc]
