@@ -243,10 +243,14 @@ def create_app(
             {"ok": True, "version": services.live.feed.applied_version}
         )
 
+    async def live_stats(_request: Request) -> Response:
+        return JSONResponse(ref.get().live.stats())
+
     routes: list[Any] = [
         Route("/graphql", view, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", view),
         Route("/healthz", health),
+        Route("/livez", live_stats),
     ]
     if settings.web_dist and Path(settings.web_dist).is_dir():
         dist = Path(settings.web_dist)

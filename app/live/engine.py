@@ -113,6 +113,16 @@ class LiveEngine:
         self.executions = 0
         self._execute: Execute | None = None
 
+    def stats(self) -> dict[str, int]:
+        """Counters for operators and benchmarks: no identities, no query text."""
+        return {
+            "version": self.feed.applied_version,
+            "executions": self.executions,
+            "cohorts": len(self.cohorts),
+            "subscribers": sum(len(c.subscribers) for c in self.cohorts.values()),
+            "reconnects": self.feed.reconnects,
+        }
+
     def bind(self, execute: Execute) -> None:
         self._execute = execute
 
