@@ -60,9 +60,7 @@ class Database:
                 raise ValueError("SQLite needs a file: readers and the writer share it")
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             self.write_engine = create_async_engine(url, pool_size=1, max_overflow=0)
-            self.read_engine = create_async_engine(
-                url, pool_size=READ_POOL_SIZE, max_overflow=0
-            )
+            self.read_engine = create_async_engine(url, pool_size=READ_POOL_SIZE, max_overflow=0)
             _sqlite_pragmas(self.write_engine, immediate=True)
             _sqlite_pragmas(self.read_engine, immediate=False)
         elif self.dialect == "postgresql":

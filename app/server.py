@@ -239,9 +239,7 @@ def create_app(
 
     async def health(_request: Request) -> Response:
         services = ref.get()
-        return JSONResponse(
-            {"ok": True, "version": services.live.feed.applied_version}
-        )
+        return JSONResponse({"ok": True, "version": services.live.feed.applied_version})
 
     async def live_stats(_request: Request) -> Response:
         return JSONResponse(ref.get().live.stats())

@@ -235,7 +235,8 @@ async def test_expired_token_ends_the_live_query(sqlite_server: Server) -> None:
     channel = await server.channel(alice)
     tokens = server.services.tokens
     viewer = tokens.decode(alice.token)
-    short = type(tokens)(tokens.secret, tokens.issuer, ttl_seconds=1)
+    # Whole seconds: a ttl of 2 leaves the token valid for between one and two seconds.
+    short = type(tokens)(tokens.secret, tokens.issuer, ttl_seconds=2)
     brief = User(short.issue(viewer.user_id, viewer.workspace_id, viewer.token_epoch), alice.id, "")
     async with WSClient.connect(server, brief) as ws:
         op = await ws.subscribe(LIVE_MESSAGES, {"channel": channel})

@@ -85,7 +85,9 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
     changes: list[RowChange] = session.info.setdefault(CHANGES_KEY, [])
     for obj in session.new:
         table = inspect(obj).mapper.local_table
-        changes.append(RowChange(table.name, _pk(obj), "insert", {}, _values(obj, table, old=False)))
+        changes.append(
+            RowChange(table.name, _pk(obj), "insert", {}, _values(obj, table, old=False))
+        )
     for obj in session.dirty:
         if session.is_modified(obj, include_collections=False):
             table = inspect(obj).mapper.local_table

@@ -19,7 +19,7 @@ from datetime import datetime
 import orjson
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from app.live.changes import ChangeBatch, RowChange
 from app.schema.base import UTCDateTime, utcnow
@@ -46,7 +46,7 @@ class ChangeClock(SQLModel, table=True):
 
 async def ensure_clock(conn: AsyncConnection) -> None:
     """Create the clock row if absent, starting from the log's newest version."""
-    exists = await conn.scalar(select(ChangeClock.id).where(ChangeClock.id == 1))  # type: ignore[arg-type]
+    exists = await conn.scalar(select(col(ChangeClock.id)).where(col(ChangeClock.id) == 1))
     if exists is None:
         newest = await conn.scalar(select(func.max(ChangeLogEntry.version)))
         await conn.execute(
@@ -58,9 +58,9 @@ async def append(conn: AsyncConnection, changes: list[RowChange]) -> ChangeBatch
     """Advance the clock and write the batch, inside the caller's transaction."""
     version = await conn.scalar(
         update(ChangeClock)
-        .where(ChangeClock.id == 1)  # type: ignore[arg-type]
-        .values(version=ChangeClock.version + 1)
-        .returning(ChangeClock.version)
+        .where(col(ChangeClock.id) == 1)
+        .values(version=col(ChangeClock.version) + 1)
+        .returning(col(ChangeClock.version))
     )
     if version is None:
         raise RuntimeError("change clock row missing: run the schema sync first")
@@ -81,16 +81,16 @@ def _to_batch(version: int, changes: str) -> ChangeBatch:
 async def read_after(conn: AsyncConnection, version: int, limit: int = 1000) -> list[ChangeBatch]:
     """Committed batches newer than ``version``, oldest first, at most ``limit``."""
     rows = await conn.execute(
-        select(ChangeLogEntry.version, ChangeLogEntry.changes)
-        .where(ChangeLogEntry.version > version)  # type: ignore[arg-type]
-        .order_by(ChangeLogEntry.version)  # type: ignore[arg-type]
+        select(col(ChangeLogEntry.version), col(ChangeLogEntry.changes))
+        .where(col(ChangeLogEntry.version) > version)
+        .order_by(col(ChangeLogEntry.version))
         .limit(limit)
     )
     return [_to_batch(v, c) for v, c in rows]
 
 
 async def current_version(conn: AsyncConnection) -> int:
-    value = await conn.scalar(select(ChangeClock.version).where(ChangeClock.id == 1))  # type: ignore[arg-type]
+    value = await conn.scalar(select(col(ChangeClock.version)).where(col(ChangeClock.id) == 1))
     return int(value or 0)
 
 
@@ -103,6 +103,6 @@ async def prune(conn: AsyncConnection, keep: int) -> int:
     """Delete all but the newest ``keep`` entries; returns how many were removed."""
     newest = await current_version(conn)
     result = await conn.execute(
-        delete(ChangeLogEntry).where(ChangeLogEntry.version <= newest - keep)  # type: ignore[arg-type]
+        delete(ChangeLogEntry).where(col(ChangeLogEntry.version) <= newest - keep)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)

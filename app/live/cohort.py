@@ -194,9 +194,9 @@ class Subscriber:
         # A newer result while the last one is still being sent: if that send has been
         # stuck too long, the client is not reading and the connection is closed.
         since = self.waiting_since
-        if since is not None and self._on_slow is not None:
-            if time.monotonic() - since > self._slow_after_s:
-                self._on_slow()
+        stuck = since is not None and time.monotonic() - since > self._slow_after_s
+        if stuck and self._on_slow is not None:
+            self._on_slow()
         self._wake.set()
 
     def settled(self) -> None:
@@ -205,6 +205,11 @@ class Subscriber:
     def fail(self) -> None:
         self._failed = True
         self._wake.set()
+
+    @property
+    def ended(self) -> bool:
+        # A property, not an inline comparison: detach() may run while we are suspended.
+        return self.state is SubscriberState.ENDED
 
     @property
     def caught_up(self) -> bool:
@@ -228,7 +233,7 @@ class Subscriber:
                     return
                 if self._failed:
                     raise RuntimeError("live query failed")
-                if self.state is SubscriberState.ENDED:
+                if self.ended:
                     return
                 result = self.cohort.result
                 if result is None or self.cohort.seq <= self.sent_seq:
@@ -239,7 +244,7 @@ class Subscriber:
                 # Resumed: the transport has sent the result.
                 self.waiting_since = None
                 self.sent_seq = seq
-                if self.state is SubscriberState.ENDED:
+                if self.ended:
                     return
                 self._notify()
         finally:

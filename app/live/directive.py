@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
     DirectiveLocation,
@@ -77,7 +77,7 @@ def live_request(
     if node is None:
         return None
     try:
-        values = get_directive_values(LIVE_DIRECTIVE, operation, variables or {})
+        values = get_directive_values(LIVE_DIRECTIVE, operation, cast(Any, variables or {}))
     except GraphQLError:
         # A bad argument: let validation report it as a normal (non-live) error.
         return None

@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError
-from strawberry.types import ExecutionResult
-
 from sqlalchemy import select
+from sqlmodel import col
+from strawberry.types import ExecutionResult
 
 from app.auth import EPOCH_COLUMN, EPOCH_TABLE, Viewer
 from app.database import Database
@@ -63,9 +63,7 @@ class LiveConnection:
         self._changed.set()
 
     def pending(self, version: int) -> list[Subscriber]:
-        return [
-            s for s in self.subscribers if not (s.cohort.is_current(version) and s.caught_up)
-        ]
+        return [s for s in self.subscribers if not (s.cohort.is_current(version) and s.caught_up)]
 
     async def wait_caught_up(self, version: int, timeout: float) -> bool:
         """Until every live operation here has been sent a result at or past ``version``."""
@@ -160,9 +158,7 @@ class LiveEngine:
             self.epochs.move_to_end(user_id)
             return epoch
         async with self._db.read_engine.connect() as conn:
-            value = await conn.scalar(
-                select(User.token_epoch).where(User.id == user_id)  # type: ignore[arg-type]
-            )
+            value = await conn.scalar(select(col(User.token_epoch)).where(col(User.id) == user_id))
         epoch = self.epochs.setdefault(user_id, int(value or 0))
         while len(self.epochs) > EPOCH_CACHE_SIZE:
             self.epochs.popitem(last=False)
@@ -173,7 +169,7 @@ class LiveEngine:
         started = self.feed.applied_version
         try:
             result, reads = await self._execute(cohort)
-        except Exception as exc:  # noqa: BLE001 - one failed run must not end the cohort
+        except Exception as exc:
             log.exception("live query execution failed")
             error = GraphQLError("Internal server error", extensions={"code": INTERNAL})
             result, reads = ExecutionResult(data=None, errors=[error]), ReadSet()

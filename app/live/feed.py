@@ -80,7 +80,8 @@ class ChangeFeed:
 
     async def wait_connected(self, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._connected.wait()
             return True
         except TimeoutError:
             return False
@@ -98,7 +99,7 @@ class ChangeFeed:
             await asyncio.wait_for(broadcast.publish(self._channel, message), PUBLISH_TIMEOUT_S)
         except (OSError, TimeoutError, ConnectionError) as exc:
             log.warning("publishing version %d failed: %s", batch.version, exc)
-        except Exception as exc:  # noqa: BLE001 - a broker fault must never fail a commit
+        except Exception as exc:
             log.warning("publishing version %d failed: %r", batch.version, exc)
 
     def offer(self, batch: ChangeBatch) -> None:
@@ -134,7 +135,8 @@ class ChangeFeed:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((version, waiter))
         try:
-            await asyncio.wait_for(waiter, timeout)
+            async with asyncio.timeout(timeout):
+                await waiter
             return True
         except TimeoutError:
             return False
@@ -186,7 +188,7 @@ class ChangeFeed:
                 delay = RECONNECT_MIN_S
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any broker fault means reconnect
+            except Exception as exc:
                 log.warning("broker connection lost (%r); reconnecting in %.2fs", exc, delay)
             await self._disconnect()
             await asyncio.sleep(delay * (0.5 + random.random()))

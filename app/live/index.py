@@ -71,7 +71,10 @@ def touches(reads: ReadSet, changes: Iterable[RowChange]) -> bool:
     return False
 
 
-def _discard(mapping: dict[Hashable, set[K]], keys: Iterable[Hashable], key: K) -> None:
+H = TypeVar("H", bound=Hashable)
+
+
+def _discard(mapping: dict[H, set[K]], keys: Iterable[H], key: K) -> None:
     for item in keys:
         members = mapping.get(item)
         if members is not None:

@@ -8,6 +8,7 @@ is still correct: its tables, narrowed to the viewer's workspace when tenant-sco
 from __future__ import annotations
 
 from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.util import find_tables
 
 from app import tenancy
@@ -23,7 +24,10 @@ def record_fallback(state: ORMExecuteState) -> None:
     if reads is None or not state.is_select or state.execution_options.get(RECORDED):
         return
     tenant = state.session.info.get(tenancy.TENANT_KEY)
-    for table in find_tables(state.statement, include_joins=True, include_aliases=True):
+    statement = state.statement
+    if not isinstance(statement, ClauseElement):
+        return
+    for table in find_tables(statement, include_joins=True, include_aliases=True):
         name = getattr(table, "name", None)
         if not isinstance(name, str):
             continue

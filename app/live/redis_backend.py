@@ -43,7 +43,7 @@ class RedisPubSubBackend(BroadcastBackend):
 
     async def disconnect(self) -> None:
         if self._pubsub is not None:
-            await self._pubsub.aclose()
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         if self._conn is not None:
             await self._conn.aclose()
 
@@ -66,9 +66,7 @@ class RedisPubSubBackend(BroadcastBackend):
         while True:
             message = await self._pubsub.get_message(timeout=None)
             if message is not None and message.get("type") == "message":
-                return Event(
-                    channel=_text(message["channel"]), message=_text(message["data"])
-                )
+                return Event(channel=_text(message["channel"]), message=_text(message["data"]))
 
 
 def _text(value: bytes | str) -> str:

@@ -47,7 +47,7 @@ class LiveSchema(strawberry.Schema):
             return context_value
         return cast(Ctx, context_value.new_ctx())
 
-    async def execute(  # type: ignore[override]
+    async def execute(
         self,
         query: str | None,
         variable_values: dict[str, Any] | None = None,
@@ -90,7 +90,7 @@ class LiveSchema(strawberry.Schema):
 
     # -- streams -----------------------------------------------------------------------
 
-    async def subscribe(  # type: ignore[override]
+    async def subscribe(
         self,
         query: str | None,
         variable_values: dict[str, Any] | None = None,
@@ -104,7 +104,7 @@ class LiveSchema(strawberry.Schema):
             query, variable_values, context_value, root_value, operation_name, operation_extensions
         )
 
-    async def stream(  # type: ignore[override]
+    async def stream(
         self,
         query: str | None,
         variable_values: dict[str, Any] | None = None,
@@ -116,7 +116,9 @@ class LiveSchema(strawberry.Schema):
     ) -> Any:
         live = live_request(query, operation_name, variable_values)
         if live is not None and query is not None:
-            return self._live(query, variable_values, context_value, operation_name, live.throttle_ms)
+            return self._live(
+                query, variable_values, context_value, operation_name, live.throttle_ms
+            )
         ctx = self._fresh(context_value)
         inner = await super().stream(
             query,
@@ -169,13 +171,16 @@ class LiveSchema(strawberry.Schema):
         ctx = self._fresh(transport)
         try:
             viewer = ctx.require_viewer()
-        except Exception as exc:  # noqa: BLE001 - an AppError, formatted below
+        except Exception as exc:
             yield _error(str(exc), getattr(exc, "extensions", {"code": UNAUTHENTICATED}))
             return
         services = ctx.services
         settings = services.settings
         connection = getattr(transport, "live_connection", None)
-        if connection is not None and len(connection.subscribers) >= settings.live_max_per_connection:
+        if (
+            connection is not None
+            and len(connection.subscribers) >= settings.live_max_per_connection
+        ):
             yield _error("Too many live queries on this connection", {"code": FORBIDDEN})
             return
         throttle = min(
