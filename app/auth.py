@@ -7,6 +7,7 @@ revokes every token issued before it, live queries included (they re-check on ea
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -33,18 +34,57 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-@dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who is asking: the identity every read and write is authorized as."""
+    """Who is asking: the identity every read and write is authorized as.
 
-    user_id: int
-    workspace_id: int
-    token_epoch: int
-    expires_at: float
+    Reading ``user_id`` can be observed (``probed``): a live query whose execution never
+    asks who the user is, only which workspace (which tenancy does), can share one
+    execution among every member of the workspace.
+    """
+
+    __slots__ = ("_probe", "_user_id", "expires_at", "token_epoch", "workspace_id")
+
+    def __init__(
+        self,
+        user_id: int,
+        workspace_id: int,
+        token_epoch: int,
+        expires_at: float,
+        probe: Callable[[], None] | None = None,
+    ) -> None:
+        self._user_id = user_id
+        self.workspace_id = workspace_id
+        self.token_epoch = token_epoch
+        self.expires_at = expires_at
+        self._probe = probe
+
+    @property
+    def user_id(self) -> int:
+        if self._probe is not None:
+            self._probe()
+        return self._user_id
 
     @property
     def expired(self) -> bool:
         return time.time() >= self.expires_at
+
+    def probed(self, probe: Callable[[], None]) -> Viewer:
+        """The same viewer, calling ``probe`` whenever its user id is read."""
+        return Viewer(self._user_id, self.workspace_id, self.token_epoch, self.expires_at, probe)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Viewer) and (
+            self._user_id,
+            self.workspace_id,
+            self.token_epoch,
+            self.expires_at,
+        ) == (other._user_id, other.workspace_id, other.token_epoch, other.expires_at)
+
+    def __hash__(self) -> int:
+        return hash((self._user_id, self.workspace_id, self.token_epoch))
+
+    def __repr__(self) -> str:
+        return f"Viewer(user_id={self._user_id}, workspace_id={self.workspace_id})"
 
 
 @dataclass(frozen=True)

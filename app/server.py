@@ -187,8 +187,8 @@ async def start_services(settings: Settings, schema: LiveSchema) -> Services:
         live=live,
     )
 
-    async def execute(cohort: Any) -> Any:
-        return await schema.execute_live(cohort, Ctx(services, cohort.viewer))
+    async def execute(cohort: Any, viewer: Any) -> Any:
+        return await schema.execute_live(cohort, Ctx(services, viewer))
 
     live.bind(execute)
     await live.start()

@@ -306,3 +306,44 @@ async def test_anonymous_live_query_is_refused(sqlite_server: Server) -> None:
         op = await ws.subscribe("query @live { channels { edges { node { id } } } }")
         payload = await next_payload(ws, op)
         assert payload["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_members_of_a_workspace_share_one_execution(sqlite_server: Server) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    bob = await server.teammate(alice, "bob")
+    channel = await server.channel(alice)
+    live = server.services.live
+    async with WSClient.connect(server, alice) as a, WSClient.connect(server, bob) as b:
+        op_a = await a.subscribe(LIVE_MESSAGES, {"channel": channel})
+        op_b = await b.subscribe(LIVE_MESSAGES, {"channel": channel})
+        await next_payload(a, op_a)
+        await next_payload(b, op_b)
+        assert len(live.cohorts) == 1
+        before = live.executions
+        await server.send(bob, channel, "shared")
+        assert bodies(await next_payload(a, op_a)) == ["shared"]
+        assert bodies(await next_payload(b, op_b)) == ["shared"]
+        assert live.executions - before == 1
+
+
+async def test_a_query_that_asks_who_the_user_is_runs_per_user(sqlite_server: Server) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    bob = await server.teammate(alice, "bob")
+    who = "query @live { viewer { id name } channels { edges { node { name } } } }"
+    async with WSClient.connect(server, alice) as a, WSClient.connect(server, bob) as b:
+        op_a = await a.subscribe(who)
+        op_b = await b.subscribe(who)
+        first_a, first_b = await next_payload(a, op_a), await next_payload(b, op_b)
+        assert first_a["data"]["viewer"] == {"id": alice.id, "name": "alice"}
+        assert first_b["data"]["viewer"] == {"id": bob.id, "name": "bob"}
+        cohorts = server.services.live.cohorts
+        assert sorted(key[4:] for key in cohorts) == sorted(
+            [("user", int(alice.id)), ("user", int(bob.id))]
+        )
+        await server.channel(bob, "new")
+        again_a, again_b = await next_payload(a, op_a), await next_payload(b, op_b)
+        assert again_a["data"]["viewer"]["id"] == alice.id
+        assert again_b["data"]["viewer"]["id"] == bob.id
+        assert [e["node"]["name"] for e in again_a["data"]["channels"]["edges"]] == ["new"]

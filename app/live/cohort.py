@@ -25,7 +25,9 @@ from app.live.readset import ReadSet
 
 log = logging.getLogger(__name__)
 
-CohortKey = tuple[str, str, str | None, int, int]
+# (query, variables as JSON, operation name, throttle ms, scope kind, scope id): the scope
+# is the workspace while the query never asks who the user is, else the user.
+CohortKey = tuple[str, str, str | None, int, str, int]
 
 
 @dataclass
@@ -34,6 +36,9 @@ class RunOutcome:
     reads: ReadSet
     fingerprint: bytes
     started_at_version: int
+    # The run asked who the user is in a cohort shared by a workspace: its result must
+    # not be delivered; the engine has moved every subscriber to a cohort of its own.
+    discard: bool = False
 
 
 Runner = Callable[["Cohort"], Awaitable[RunOutcome]]
@@ -132,6 +137,8 @@ class Cohort:
             self.running = False
         self._last_run = time.monotonic()
         self.runs += 1
+        if outcome.discard:
+            return
         self.version = outcome.started_at_version
         self.pending_since = self._late_since
         self._late_since = None

@@ -27,7 +27,9 @@ from app.schema.models.user import User
 
 log = logging.getLogger(__name__)
 
-Execute = Callable[[Cohort], Awaitable[tuple[ExecutionResult, ReadSet]]]
+Execute = Callable[[Cohort, Viewer], Awaitable[tuple[ExecutionResult, ReadSet]]]
+USER_SCOPED_MEMORY = 10_000
+BaseKey = tuple[str, str, str | None, int]
 
 
 SLOW_CONSUMER_CLOSE = 1013  # "Try Again Later": the client reconnects and resubscribes
@@ -106,6 +108,8 @@ class LiveEngine:
         # user id -> token epoch, from the database once, then kept by the change feed.
         self.epochs: OrderedDict[int, int] = OrderedDict()
         self._by_user: dict[int, set[Subscriber]] = {}
+        # Operations known to ask who the user is: their cohorts are per user.
+        self._user_scoped: OrderedDict[BaseKey, None] = OrderedDict()
         self.index: InvalidationIndex[CohortKey] = InvalidationIndex()
         self.cohorts: dict[CohortKey, Cohort] = {}
         self.executions = 0
@@ -167,8 +171,10 @@ class LiveEngine:
     async def _run(self, cohort: Cohort) -> RunOutcome:
         assert self._execute is not None, "LiveEngine.bind() was not called"
         started = self.feed.applied_version
+        asked_who: list[bool] = []
+        viewer = cohort.viewer.probed(lambda: asked_who.append(True))
         try:
-            result, reads = await self._execute(cohort)
+            result, reads = await self._execute(cohort, viewer)
         except Exception as exc:
             log.exception("live query execution failed")
             error = GraphQLError("Internal server error", extensions={"code": INTERNAL})
@@ -176,6 +182,9 @@ class LiveEngine:
             # Nothing recorded: retry on the next change to any table it may have read.
             del exc
         self.executions += 1
+        if asked_who and cohort.key[4] == "workspace":
+            self._split(cohort)
+            return RunOutcome(result, reads, b"", started, discard=True)
         if cohort.key in self.cohorts:
             self.index.register(cohort.key, reads)
             # Batches applied while we ran were matched against the old read set.
@@ -189,6 +198,42 @@ class LiveEngine:
                         break
         result.extensions = {**(result.extensions or {}), "live": {"version": started}}
         return RunOutcome(result, reads, _fingerprint(result), started)
+
+    def _split(self, cohort: Cohort) -> None:
+        """Give each subscriber of a workspace cohort a cohort of its own user."""
+        base: BaseKey = cohort.key[:4]
+        self._user_scoped[base] = None
+        while len(self._user_scoped) > USER_SCOPED_MEMORY:
+            self._user_scoped.popitem(last=False)
+        for subscriber in list(cohort.subscribers):
+            cohort.subscribers.discard(subscriber)
+            target = self._cohort_for(
+                base, cohort.query, cohort.variables, cohort.operation_name, subscriber.viewer
+            )
+            subscriber.cohort = target
+            target.add(subscriber)
+        self._drop(cohort)
+
+    def _cohort_for(
+        self,
+        base: BaseKey,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        viewer: Viewer,
+    ) -> Cohort:
+        if base in self._user_scoped:
+            key: CohortKey = (*base, "user", viewer.user_id)
+        else:
+            key = (*base, "workspace", viewer.workspace_id)
+        cohort = self.cohorts.get(key)
+        if cohort is None:
+            cohort = Cohort(
+                key, query, variables, operation_name, viewer, base[3], self._run, self._drop
+            )
+            self.cohorts[key] = cohort
+            cohort.start()
+        return cohort
 
     def _drop(self, cohort: Cohort) -> None:
         if self.cohorts.get(cohort.key) is cohort:
@@ -207,20 +252,13 @@ class LiveEngine:
         throttle_ms: int,
         connection: LiveConnection | None,
     ) -> AsyncIterator[ExecutionResult]:
-        key: CohortKey = (
+        base: BaseKey = (
             query,
             orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS).decode(),
             operation_name,
-            viewer.user_id,
             throttle_ms,
         )
-        cohort = self.cohorts.get(key)
-        if cohort is None:
-            cohort = Cohort(
-                key, query, variables, operation_name, viewer, throttle_ms, self._run, self._drop
-            )
-            self.cohorts[key] = cohort
-            cohort.start()
+        cohort = self._cohort_for(base, query, variables, operation_name, viewer)
         notify = connection.notify if connection is not None else _nothing
         subscriber = Subscriber(
             cohort,
