@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from graphql import OperationType as GraphQLOperationType
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
@@ -120,6 +121,27 @@ class GraphQLView(GraphQL[TransportContext, None]):
             if not streams and not _prefers_stream(request.headers.get("accept", "")):
                 data.protocol = "http"
         return data
+
+    async def execute_operation(
+        self,
+        request: Any,
+        request_adapter: Any,
+        request_data: Any,
+        context: TransportContext,
+        root_value: Any,
+        sub_response: Any,
+    ) -> Any:
+        # GraphQL over HTTP: a mutation sent with GET is 405 Method Not Allowed.
+        if (
+            request_adapter.method == "GET"
+            and isinstance(request_data, GraphQLRequestData)
+            and operation_type(request_data.query, request_data.operation_name)
+            is GraphQLOperationType.MUTATION
+        ):
+            raise HTTPException(405, "Mutations must be sent with POST")
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # The built GraphiQL works offline (no CDN) and runs @live over WebSocket.

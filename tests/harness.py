@@ -242,7 +242,11 @@ class WSClient:
     async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
         op_id = str(next(self._ids))
         await self.send(
-            {"id": op_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}}
+            {
+                "id": op_id,
+                "type": "subscribe",
+                "payload": {"query": query, "variables": variables or {}},
+            }
         )
         return op_id
 

@@ -70,11 +70,13 @@ def test_reregistering_replaces_the_old_read_set() -> None:
 
 def test_unregister_removes_every_entry() -> None:
     index: InvalidationIndex[str] = InvalidationIndex()
-    index.register("q", reads(rows=[("user", 1)], ranges=[("message", "channel_id", 7)], tables=["x"]))
+    index.register(
+        "q", reads(rows=[("user", 1)], ranges=[("message", "channel_id", 7)], tables=["x"])
+    )
     index.unregister("q")
     index.unregister("q")  # idempotent
     assert len(index) == 0
-    assert index._rows == index._ranges == index._tables == {}  # noqa: SLF001
+    assert index._rows == index._ranges == index._tables == {}
     changes = [message(1, "insert", None, 7), RowChange("x", 1, "insert", {}, {"id": 1})]
     assert index.affected(changes) == set()
 

@@ -40,7 +40,17 @@ def redis_binary() -> str:
 @contextmanager
 def redis_server(port: int) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
-        [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [
+            redis_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -69,8 +79,9 @@ class Process(Server):
 @asynccontextmanager
 async def app_process(env: dict[str, str], tmp: Path) -> AsyncIterator[Process]:
     port = free_port()
-    log = open(tmp / f"server-{port}.log", "wb")  # noqa: SIM115 - closed in finally
-    process = subprocess.Popen(
+    # Blocking calls, both instant: opening a log file and spawning the server.
+    log = open(tmp / f"server-{port}.log", "wb")  # noqa: SIM115, ASYNC230 - closed in finally
+    process = subprocess.Popen(  # noqa: ASYNC220
         [sys.executable, "-m", "app", "serve", "--port", str(port), "--log-level", "warning"],
         env={**os.environ, **env},
         stdout=log,

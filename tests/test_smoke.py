@@ -6,7 +6,9 @@ async def test_sign_up_and_list_channels(server: Server) -> None:
     channel = await server.channel(alice, "general")
     await server.send(alice, channel, "hi")
     data = await server.gql(
-        "{ channels { edges { node { name messages { edges { node { body author { id } } } } } } } }",
+        """{ channels { edges { node {
+              name messages { edges { node { body author { id } } } }
+        } } } }""",
         user=alice,
     )
     node = data["channels"]["edges"][0]["node"]
