@@ -19,7 +19,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from app.context import Ctx
-from app.errors import FORBIDDEN, UNAUTHENTICATED
+from app.errors import FORBIDDEN, AppError
 from app.errors_format import format_errors
 from app.live.cohort import Cohort
 from app.live.directive import LIVE_DIRECTIVE, live_request, parse_cached
@@ -156,24 +156,24 @@ class LiveSchema(strawberry.Schema):
             self._validated[query] = errors
         return errors
 
-    async def _live(
+    def _live(
         self,
         query: str,
         variables: dict[str, Any] | None,
         transport: Any,
         operation_name: str | None,
         throttle_ms: int,
-    ) -> AsyncGenerator[ExecutionResult, None]:
+    ) -> AsyncIterator[ExecutionResult]:
+        """The subscriber's own result iterator, handed to the transport as it is:
+        no wrapping generator on the path every delivery takes."""
         errors = self._validate(query)
         if errors:
-            yield PreExecutionError(data=None, errors=format_errors(errors))
-            return
+            return _once(PreExecutionError(data=None, errors=format_errors(errors)))
         ctx = self._fresh(transport)
         try:
             viewer = ctx.require_viewer()
-        except Exception as exc:
-            yield _error(str(exc), getattr(exc, "extensions", {"code": UNAUTHENTICATED}))
-            return
+        except AppError as exc:
+            return _once(_error(exc.message, exc.extensions))
         services = ctx.services
         settings = services.settings
         connection = getattr(transport, "live_connection", None)
@@ -181,12 +181,11 @@ class LiveSchema(strawberry.Schema):
             connection is not None
             and len(connection.subscribers) >= settings.live_max_per_connection
         ):
-            yield _error("Too many live queries on this connection", {"code": FORBIDDEN})
-            return
+            return _once(_error("Too many live queries on this connection", {"code": FORBIDDEN}))
         throttle = min(
             max(throttle_ms, settings.live_throttle_default_ms), settings.live_throttle_max_ms
         )
-        results = services.live.subscribe(
+        return services.live.subscribe(
             query=query,
             variables=variables,
             operation_name=operation_name,
@@ -194,8 +193,10 @@ class LiveSchema(strawberry.Schema):
             throttle_ms=throttle,
             connection=connection,
         )
-        async for result in results:
-            yield result
+
+
+async def _once(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None]:
+    yield result
 
 
 def _error(message: str, extensions: dict[str, Any]) -> ExecutionResult:
