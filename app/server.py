@@ -202,6 +202,7 @@ async def start_services(settings: Settings, schema: LiveSchema) -> Services:
         f"{settings.channel_prefix}:changes",
         settings.max_pending_batches,
         settings.slow_consumer_timeout_s,
+        settings.changelog_retention,
     )
     services = Services(
         settings=settings,

@@ -18,6 +18,7 @@ from strawberry.types import ExecutionResult
 from app.auth import EPOCH_COLUMN, EPOCH_TABLE, Viewer
 from app.database import Database
 from app.errors import INTERNAL, UNAUTHENTICATED
+from app.live import changelog
 from app.live.changes import ChangeBatch
 from app.live.cohort import Cohort, CohortKey, RunOutcome, Subscriber
 from app.live.feed import ChangeFeed
@@ -101,9 +102,20 @@ class LiveEngine:
         channel: str,
         max_pending: int,
         slow_consumer_timeout_s: float = 10.0,
+        retention: int = 100_000,
     ) -> None:
         self._db = db
-        self.feed = ChangeFeed(db, broadcast_url, channel, self._on_batch, max_pending=max_pending)
+        self.feed = ChangeFeed(
+            db,
+            broadcast_url,
+            channel,
+            self._on_batch,
+            max_pending=max_pending,
+            on_reset=self._reset,
+        )
+        self.retention = retention
+        self._prune_every = max(1, retention // 10)
+        self._pruning: asyncio.Task[None] | None = None
         self.slow_consumer_timeout_s = slow_consumer_timeout_s
         # user id -> token epoch, from the database once, then kept by the change feed.
         self.epochs: OrderedDict[int, int] = OrderedDict()
@@ -139,6 +151,25 @@ class LiveEngine:
 
     async def committed(self, batch: ChangeBatch) -> None:
         await self.feed.committed(batch)
+        if batch.version % self._prune_every == 0 and (
+            self._pruning is None or self._pruning.done()
+        ):
+            self._pruning = asyncio.create_task(self._prune(), name="change-log-prune")
+            self._pruning.add_done_callback(lambda t: None if t.cancelled() else t.exception())
+
+    async def _prune(self) -> None:
+        """Keep the newest ``retention`` change-log entries (the catch-up window)."""
+        try:
+            async with self._db.write_engine.begin() as conn:
+                removed = await changelog.prune(conn, self.retention)
+            log.info("pruned %d change-log entries", removed)
+        except Exception:
+            # A busy database: the next prune point tries again.
+            log.warning("change-log pruning failed", exc_info=True)
+
+    def _reset(self, version: int) -> None:
+        for cohort in self.cohorts.values():
+            cohort.invalidate(version)
 
     def _on_batch(self, batch: ChangeBatch) -> None:
         for key in self.index.affected(batch.changes):

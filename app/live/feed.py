@@ -46,11 +46,13 @@ class ChangeFeed:
         on_batch: Callable[[ChangeBatch], None],
         *,
         max_pending: int = 10_000,
+        on_reset: Callable[[int], None] | None = None,
     ) -> None:
         self._db = db
         self._url = broadcast_url
         self._channel = channel
         self._on_batch = on_batch
+        self._on_reset = on_reset
         self._max_pending = max_pending
         self.applied_version = 0
         self._pending: dict[int, ChangeBatch] = {}
@@ -161,15 +163,24 @@ class ChangeFeed:
         while True:
             async with self._db.read_engine.connect() as conn:
                 batches = await changelog.read_after(conn, self.applied_version)
+            first = batches[0].version if batches else min(self._pending, default=None)
+            if first is not None and first > self.applied_version + 1:
+                # The versions we missed were pruned from the log: what they changed is
+                # unknown, so every live query re-runs from the oldest version we have.
+                self._skip_to(first - 1)
             for batch in batches:
                 self.offer(batch)
             if len(batches) < 1000 and not self._pending:
                 return
-            if not batches:
-                # The log lacks a version we hold later batches for: it was pruned.
-                log.error("change log gap after %d; skipping ahead", self.applied_version)
-                self.applied_version = min(self._pending) - 1
-                self.offer(self._pending.pop(min(self._pending)))
+
+    def _skip_to(self, version: int) -> None:
+        log.error("change log pruned past %d; re-running every live query", self.applied_version)
+        self.applied_version = version
+        self._recent.clear()
+        if self._on_reset is not None:
+            self._on_reset(version)
+        while (following := self._pending.pop(self.applied_version + 1, None)) is not None:
+            self._apply(following)
 
     # -- broker ------------------------------------------------------------------------
 
