@@ -17,17 +17,19 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.server import create_app
+    from app.shutdown import GracefulServer
 
     settings = Settings.from_env()
     app = create_app(settings, demo=args.demo, public_url=f"http://{args.host}:{args.port}")
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        ws_max_size=1 << 20,
-        timeout_graceful_shutdown=10,
+        ws_max_size=settings.max_body_bytes,
+        timeout_graceful_shutdown=15,
     )
+    GracefulServer(config, app).run()
     return 0
 
 

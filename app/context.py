@@ -32,6 +32,8 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.live.engine import LiveEngine
+    from app.ratelimit import RateLimits
+    from app.shutdown import Drain
 
 ModelT = TypeVar("ModelT", bound=SQLModel)
 T = TypeVar("T")
@@ -45,6 +47,8 @@ class Services:
     db: Database
     tokens: TokenService
     live: LiveEngine
+    rate_limits: RateLimits
+    drain: Drain
 
 
 def parse_id(value: object) -> int | None:
@@ -161,12 +165,13 @@ class Ctx:
         from app.transaction import transact
 
         workspace = None if unscoped else self.require_viewer().workspace_id
-        result, batch = await transact(
-            self.services.db,
-            body,
-            workspace_id=workspace,
-            retries=self.settings.transaction_retries,
-        )
+        async with self.services.drain.track():
+            result, batch = await transact(
+                self.services.db,
+                body,
+                workspace_id=workspace,
+                retries=self.settings.transaction_retries,
+            )
         if batch is not None:
             self.version = batch.version
             await self.services.live.committed(batch)

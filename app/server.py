@@ -15,10 +15,17 @@ from typing import Any
 import orjson
 from cross_web import HTTPException
 from graphql import OperationType as GraphQLOperationType
+from slowapi.errors import RateLimitExceeded
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+)
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
@@ -30,18 +37,21 @@ from strawberry.subscriptions import (
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
     GRAPHQL_WS_PROTOCOL,
 )
+from strawberry.types.unset import UNSET
 
 from app.auth import TokenService, Viewer, bearer
 from app.context import Ctx, Services
 from app.database import Database
-from app.errors import AppError, Unauthenticated
+from app.errors import BAD_USER_INPUT, AppError, Unauthenticated
 from app.live import changelog
 from app.live.directive import live_request, operation_type
 from app.live.engine import LiveEngine
 from app.live.schema import LiveSchema
+from app.ratelimit import RateLimits, http_limiter, rate_limited_response
 from app.schema.build import build_schema
 from app.schema.sync import apply_sync
 from app.settings import Settings
+from app.shutdown import Drain, Sockets
 
 log = logging.getLogger(__name__)
 CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
@@ -87,7 +97,13 @@ class TransportContext:
 
 
 class GraphQLView(GraphQL[TransportContext, None]):
-    def __init__(self, schema: LiveSchema, services_ref: ServicesRef, settings: Settings) -> None:
+    def __init__(
+        self,
+        schema: LiveSchema,
+        services_ref: ServicesRef,
+        settings: Settings,
+        sockets: Sockets,
+    ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -98,11 +114,28 @@ class GraphQLView(GraphQL[TransportContext, None]):
             ),
             connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
             max_subscriptions_per_connection=settings.live_max_per_connection,
-            allowed_origins=settings.allowed_origins or ("*",),
+            # Empty: same-origin pages and non-browser clients only.
+            allowed_origins=settings.allowed_origins,
         )
         self._services = services_ref
+        self._sockets = sockets
+        self._connections_per_user: dict[int, int] = {}
         page = Path(settings.web_dist) / "graphiql.html" if settings.web_dist else None
         self._graphiql_page = page if page is not None and page.is_file() else None
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        if not isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        self._sockets.open.add(request)
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            self._sockets.open.discard(request)
+            user_id = getattr(request.state, "counted_user", None)
+            if user_id is not None:
+                self._connections_per_user[user_id] -= 1
+                if not self._connections_per_user[user_id]:
+                    del self._connections_per_user[user_id]
 
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()
@@ -168,6 +201,13 @@ class GraphQLView(GraphQL[TransportContext, None]):
         await context.authenticate(authorization)
         if context.auth_error is not None:
             raise ConnectionRejectionError({"message": context.auth_error.message})
+        assert context.viewer is not None
+        user_id = context.viewer.user_id
+        limit = context.services.settings.max_connections_per_user
+        if self._connections_per_user.get(user_id, 0) >= limit:
+            raise ConnectionRejectionError({"message": "Too many connections for this user"})
+        self._connections_per_user[user_id] = self._connections_per_user.get(user_id, 0) + 1
+        context.request.state.counted_user = user_id
         return None
 
 
@@ -190,8 +230,13 @@ class ServicesRef:
             raise RuntimeError("the application has not started")
         return self._services
 
+    def current(self) -> Services | None:
+        return self._services
 
-async def start_services(settings: Settings, schema: LiveSchema) -> Services:
+
+async def start_services(
+    settings: Settings, schema: LiveSchema, tokens: TokenService | None = None
+) -> Services:
     db = Database(settings.database_url, statement_timeout_ms=settings.statement_timeout_ms)
     await apply_sync(db.write_engine, SQLModel.metadata)
     async with db.write_engine.begin() as conn:
@@ -207,8 +252,10 @@ async def start_services(settings: Settings, schema: LiveSchema) -> Services:
     services = Services(
         settings=settings,
         db=db,
-        tokens=TokenService(settings.secret_key, settings.token_issuer, settings.token_ttl_seconds),
+        tokens=tokens or token_service(settings),
         live=live,
+        rate_limits=RateLimits(settings),
+        drain=Drain(),
     )
 
     async def execute(cohort: Any, viewer: Any) -> Any:
@@ -224,6 +271,41 @@ async def stop_services(services: Services) -> None:
     await services.db.dispose()
 
 
+async def _read_body(request: Request, limit: int) -> Response | None:
+    """Read the body up to ``limit`` bytes; a larger one is refused without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return _too_large(limit)
+    size, chunks = 0, []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return _too_large(limit)
+        chunks.append(chunk)
+    # Starlette keeps the body here; the view's request.body() reads it back.
+    request._body = b"".join(chunks)
+    return None
+
+
+def _too_large(limit: int) -> Response:
+    return JSONResponse(
+        {
+            "data": None,
+            "errors": [
+                {
+                    "message": f"Request body larger than {limit} bytes",
+                    "extensions": {"code": BAD_USER_INPUT},
+                }
+            ],
+        },
+        status_code=413,
+    )
+
+
+def token_service(settings: Settings) -> TokenService:
+    return TokenService(settings.secret_key, settings.token_issuer, settings.token_ttl_seconds)
+
+
 def _file(path: Path) -> Any:
     async def serve(_request: Request) -> Response:
         return FileResponse(path, media_type="text/html")
@@ -235,13 +317,28 @@ def create_app(
     settings: Settings | None = None, *, demo: bool = False, public_url: str | None = None
 ) -> Starlette:
     settings = settings or Settings.from_env()
-    schema = build_schema()
+    schema = build_schema(introspection=settings.introspection)
     ref = ServicesRef()
-    view = GraphQLView(schema, ref, settings)
+    sockets = Sockets()
+    view = GraphQLView(schema, ref, settings, sockets)
+    tokens = token_service(settings)
+    limiter = http_limiter(settings, tokens)
+
+    @limiter.limit(limiter.http_rule)  # type: ignore[attr-defined]
+    async def graphql_http(request: Request) -> Response:
+        """GraphQL over HTTP, behind the rate limit and the body size limit."""
+        too_large = await _read_body(request, settings.max_body_bytes)
+        if too_large is not None:
+            return too_large
+        try:
+            response: Response = await view.run(request)
+        except HTTPException as exc:
+            response = PlainTextResponse(exc.reason, status_code=exc.status_code)
+        return response
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        services = await start_services(settings, schema)
+        services = await start_services(settings, schema, tokens)
         ref.set(services)
         # What start-up built lives as long as the process: keep it out of the cyclic
         # collector's scans, so full collections stay short under many live queries.
@@ -273,7 +370,7 @@ def create_app(
         return JSONResponse(ref.get().live.stats())
 
     routes: list[Any] = [
-        Route("/graphql", view, methods=["GET", "POST"]),
+        Route("/graphql", graphql_http, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", view),
         Route("/healthz", health),
         Route("/livez", live_stats),
@@ -283,7 +380,13 @@ def create_app(
         if (dist / "graphiql.html").is_file():
             routes.append(Route("/graphiql", _file(dist / "graphiql.html")))
         routes.append(Mount("/", StaticFiles(directory=dist, html=True)))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={RateLimitExceeded: rate_limited_response},
+    )
+    app.state.limiter = limiter
+    app.state.sockets = sockets
     app.state.schema = schema
     app.state.services = ref
     return app

@@ -77,6 +77,16 @@ class Settings:
     introspection: bool = True
     web_dist: str | None = None
     channel_prefix: str = "livegraph"
+    rate_limits_enabled: bool = True
+    rate_limit_user: str = "600/minute"
+    rate_limit_anonymous: str = "120/minute"
+    rate_limit_ws_connection: str = "600/minute"
+    rate_limit_ws_user: str = "1200/minute"
+    rate_limit_signin_email: str = "10/minute"
+    rate_limit_signin_address: str = "60/minute"
+    max_body_bytes: int = 1 << 20
+    max_connections_per_user: int = 20
+    max_live_per_user: int = 500
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -107,4 +117,14 @@ class Settings:
             introspection=_bool("INTROSPECTION", not production),
             web_dist=os.environ.get("WEB_DIST") or None,
             channel_prefix=os.environ.get("CHANNEL_PREFIX", "livegraph"),
+            rate_limits_enabled=_bool("RATE_LIMITS", True),
+            rate_limit_user=os.environ.get("RATE_LIMIT_USER", "600/minute"),
+            rate_limit_anonymous=os.environ.get("RATE_LIMIT_ANONYMOUS", "120/minute"),
+            rate_limit_ws_connection=os.environ.get("RATE_LIMIT_WS_CONNECTION", "600/minute"),
+            rate_limit_ws_user=os.environ.get("RATE_LIMIT_WS_USER", "1200/minute"),
+            rate_limit_signin_email=os.environ.get("RATE_LIMIT_SIGNIN_EMAIL", "10/minute"),
+            rate_limit_signin_address=os.environ.get("RATE_LIMIT_SIGNIN_ADDRESS", "60/minute"),
+            max_body_bytes=_int("MAX_BODY_BYTES", 1 << 20),
+            max_connections_per_user=_int("MAX_CONNECTIONS_PER_USER", 20),
+            max_live_per_user=_int("MAX_LIVE_PER_USER", 500),
         )

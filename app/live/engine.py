@@ -127,6 +127,10 @@ class LiveEngine:
         self.executions = 0
         self._execute: Execute | None = None
 
+    def live_count(self, viewer: Viewer) -> int:
+        """Live operations this user holds in this process."""
+        return len(self._by_user.get(viewer.user_id, ()))
+
     def stats(self) -> dict[str, int]:
         """Counters for operators and benchmarks: no identities, no query text."""
         return {

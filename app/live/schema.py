@@ -19,7 +19,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from app.context import Ctx
-from app.errors import FORBIDDEN, AppError
+from app.errors import FORBIDDEN, RATE_LIMITED, AppError
 from app.errors_format import format_errors
 from app.live.cohort import Cohort
 from app.live.directive import LIVE_DIRECTIVE, live_request, parse_cached
@@ -114,6 +114,9 @@ class LiveSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> Any:
+        limited = await _ws_rate_limit(context_value)
+        if limited is not None:
+            return _once(limited)
         live = live_request(query, operation_name, variable_values)
         if live is not None and query is not None:
             return self._live(
@@ -193,6 +196,24 @@ class LiveSchema(strawberry.Schema):
             throttle_ms=throttle,
             connection=connection,
         )
+
+
+async def _ws_rate_limit(transport: Any) -> ExecutionResult | None:
+    """Operations on a WebSocket, per connection and per user (slowapi sees only HTTP)."""
+    connection = getattr(transport, "live_connection", None)
+    if connection is None:
+        return None
+    limits = transport.services.rate_limits
+    wait = await limits.hit(limits.rules.ws_connection, "connection", transport.request_id)
+    viewer = transport.viewer
+    if wait is None and viewer is not None:
+        wait = await limits.hit(limits.rules.ws_user, "user", str(viewer.user_id))
+    if wait is None:
+        return None
+    return _error(
+        "Too many operations on this connection; slow down",
+        {"code": RATE_LIMITED, "retryAfter": round(wait, 3)},
+    )
 
 
 async def _once(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None]:

@@ -11,7 +11,8 @@ from sqlmodel import select
 
 from app.auth import hash_password, verify_password
 from app.context import Ctx, Tx
-from app.errors import BadUserInput, Conflict, Unauthenticated
+from app.errors import BadUserInput, Conflict, RateLimited, Unauthenticated
+from app.ratelimit import client_address
 from app.schema.api import mutation, query
 from app.schema.models.invite import Invite
 from app.schema.models.user import User
@@ -129,6 +130,8 @@ async def sign_up(ctx: Ctx, input: SignUpInput) -> AuthPayload:
 @mutation(public=True)
 async def sign_in(ctx: Ctx, input: SignInInput) -> AuthPayload:
     """Exchange email and password for a token."""
+    email = input.email.strip().lower()
+    await _limit_sign_in(ctx, email)
     user: User | None = await ctx.unscoped_read(
         select(User).where(User.email == input.email.strip().lower())
     )
@@ -147,6 +150,17 @@ async def sign_out_everywhere(ctx: Ctx, tx: Tx) -> bool:
     user.token_epoch += 1
     tx.add(user)
     return True
+
+
+async def _limit_sign_in(ctx: Ctx, email: str) -> None:
+    """Guessing passwords is bounded per account and per client address."""
+    limits = ctx.services.rate_limits
+    address = client_address(getattr(ctx.connection, "request", None))
+    wait = await limits.hit(limits.rules.signin_email, "email", email)
+    if wait is None:
+        wait = await limits.hit(limits.rules.signin_address, "address", address)
+    if wait is not None:
+        raise RateLimited("Too many sign-in attempts; try again later", retry_after=wait)
 
 
 def _payload(ctx: Ctx, user: User) -> AuthPayload:

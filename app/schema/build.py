@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from strawberry.extensions import (
+    DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
@@ -26,6 +27,8 @@ MAX_TOKENS = 5000
 def build_schema(
     model_packages: Sequence[str] = MODEL_PACKAGES,
     resolver_packages: Sequence[str] = RESOLVER_PACKAGES,
+    *,
+    introspection: bool = True,
 ) -> LiveSchema:
     models = table_models(model_packages)
     for model in models:
@@ -41,6 +44,7 @@ def build_schema(
         extensions=[
             # Factories: the parse and validation caches live at module level, shared.
             ErrorCodes,
+            *([] if introspection else [DisableIntrospection]),
             lambda: ParseErrorsAsResults(maxsize=2048),
             lambda: ValidationCache(maxsize=2048),
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
