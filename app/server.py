@@ -113,7 +113,8 @@ class GraphQLView(GraphQL[TransportContext, None]):
                 GRAPHQL_SSE_PROTOCOL,
             ),
             connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
-            max_subscriptions_per_connection=settings.live_max_per_connection,
+            # Ours (live queries, with a code) binds first; this bounds the rest in flight.
+            max_subscriptions_per_connection=settings.live_max_per_connection + 50,
             # Empty: same-origin pages and non-browser clients only.
             allowed_origins=settings.allowed_origins,
         )
