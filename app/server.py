@@ -18,6 +18,8 @@ from graphql import OperationType as GraphQLOperationType
 from slowapi.errors import RateLimitExceeded
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -385,6 +387,17 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={RateLimitExceeded: rate_limited_response},
+        # Browser pages on the allowed origins may call HTTP too (WebSocket origins are
+        # checked by the view); none are allowed by default.
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.allowed_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "accept"],
+                max_age=600,
+            )
+        ],
     )
     app.state.limiter = limiter
     app.state.sockets = sockets

@@ -24,8 +24,8 @@ from sqlalchemy import event
 
 from app.context import Services
 from app.server import create_app
-from app.shutdown import GracefulServer
 from app.settings import Settings
+from app.shutdown import GracefulServer
 
 _emails = itertools.count()
 
@@ -232,13 +232,12 @@ class WSClient:
 
     async def receive_for(self, op_id: str, timeout: float = 5.0) -> dict[str, Any]:
         """The next message of one operation; others are held for later calls."""
-        for i, message in enumerate(self._held):
-            if message.get("id") == op_id:
+        for i, held in enumerate(self._held):
+            if held.get("id") == op_id:
                 return self._held.pop(i)
         async with asyncio.timeout(timeout):
             while True:
-                raw = await self.socket.recv()
-                message: dict[str, Any] = json.loads(raw)
+                message: dict[str, Any] = json.loads(await self.socket.recv())
                 if message.get("id") == op_id:
                     return message
                 self._held.append(message)

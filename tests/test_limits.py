@@ -211,3 +211,24 @@ async def test_shutdown_lets_a_write_finish_then_closes_with_1001(tmp_path: Path
     async with running_server(settings) as again:
         data = await again.gql("{ channels { edges { node { name } } } }", user=alice)
         assert data["channels"]["edges"][0]["node"]["name"] == "committed during shutdown"
+
+
+async def test_http_cors_allows_only_the_configured_origins(tmp_path: Path) -> None:
+    allowed = "http://chat.example"
+    settings = make_settings(sqlite_url(tmp_path), tmp_path, allowed_origins=(allowed,))
+    async with running_server(settings) as server, httpx.AsyncClient() as client:
+        preflight = {
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type",
+        }
+        ok = await client.options(server.http, headers={"origin": allowed, **preflight})
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == allowed
+        evil = await client.options(
+            server.http, headers={"origin": "http://evil.example", **preflight}
+        )
+        assert "access-control-allow-origin" not in evil.headers
+        response = await client.post(
+            server.http, json={"query": "{ viewer { id } }"}, headers={"origin": allowed}
+        )
+        assert response.headers["access-control-allow-origin"] == allowed

@@ -1,19 +1,14 @@
-import { existsSync } from 'node:fs';
 import type { CodegenConfig } from '@graphql-codegen/cli';
 
 /**
- * The server's exported SDL (`python -m app export-schema` writes ../schema.graphql)
- * is the source of truth. SCHEMA_PATH overrides it (scripts/check-schema-break.mjs
- * points it at a deliberately broken copy); until the server has exported it, the
- * hand-written draft of the DESIGN.md surface stands in.
+ * The server's exported SDL (`python -m app export-schema` writes ../schema.graphql,
+ * checked in and tested for drift) is the source of truth. SCHEMA_PATH overrides it
+ * only for scripts/check-schema-break.mjs, which points it at broken copies.
  */
-function schemaPath(): string {
-  if (process.env.SCHEMA_PATH) return process.env.SCHEMA_PATH;
-  return existsSync('../schema.graphql') ? '../schema.graphql' : './schema.draft.graphql';
-}
+const schema = process.env.SCHEMA_PATH ?? '../schema.graphql';
 
 const config: CodegenConfig = {
-  schema: schemaPath(),
+  schema,
   documents: ['src/**/*.graphql'],
   ignoreNoDocuments: false,
   generates: {

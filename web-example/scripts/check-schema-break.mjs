@@ -12,7 +12,7 @@
  * Exits 0 when all three behave so; importable for tests as checkSchemaBreak().
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,8 +22,7 @@ const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const bin = (name) => join(root, 'node_modules', '.bin', name);
 
 export function serverSchemaPath() {
-  const exported = resolve(root, '..', 'schema.graphql');
-  return existsSync(exported) ? exported : join(root, 'schema.draft.graphql');
+  return resolve(root, '..', 'schema.graphql');
 }
 
 /** The SDL with one field of one type rewritten (or removed, when `replace` returns null). */

@@ -3,15 +3,17 @@
 // GraphiQL runs a live query with no internet. Screenshots and the server log go
 // to web-example/test-artifacts/.
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
-import { graphql, startServer, webRoot } from './server.mjs';
+import { freePort, graphql, startServer, webRoot } from './server.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = join(webRoot, 'test-artifacts');
 const UI_TIMEOUT_MS = 15_000;
+/** How long to keep watching for a late second row after a send has settled. */
+const LATE_PUSH_WINDOW_MS = 500;
 const PASSWORD = 'correct-horse-battery-staple-42';
 const TOKEN_KEY = 'livegraph.token';
 
@@ -19,6 +21,8 @@ const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 let server;
 let browser;
+/** The Vite dev server's origin, allowed by the backend (ALLOWED_ORIGINS). */
+let devOrigin;
 /** Every request to a host other than this machine; each is aborted. */
 const offMachineRequests = [];
 
@@ -32,6 +36,26 @@ async function newGuardedContext() {
     return route.abort('internetdisconnected');
   });
   return context;
+}
+
+/** Pages open now, shot under failed-<test>-<n>.png when a test fails. */
+const openPages = new Set();
+
+/** A test whose failure leaves a screenshot of every open page. */
+function browserTest(title, body) {
+  const slug = title.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 40);
+  it(title, async () => {
+    try {
+      await body();
+    } catch (error) {
+      let n = 0;
+      for (const page of openPages) {
+        n += 1;
+        await shot(page, `failed-${slug}-${n}`).catch(() => undefined);
+      }
+      throw error;
+    }
+  });
 }
 
 async function shot(page, name) {
@@ -98,17 +122,22 @@ async function openChannel(page, name) {
 
 const tokenOf = (page) => page.evaluate((key) => window.localStorage.getItem(key), TOKEN_KEY);
 
-/** Holds the page's sendMessage requests until release() is called. */
+/** Holds the page's sendMessage requests until the returned release() is awaited. */
 async function holdSends(page) {
-  let release;
-  const gate = new Promise((done) => (release = done));
-  const handler = async (route) => {
-    if (route.request().method() === 'POST' && (route.request().postData() ?? '').includes('sendMessage')) await gate;
-    await route.continue();
+  let open;
+  const gate = new Promise((done) => (open = done));
+  const held = [];
+  const handler = (route) => {
+    const request = route.request();
+    const isSend = request.method() === 'POST' && (request.postData() ?? '').includes('sendMessage');
+    const handled = (isSend ? gate : Promise.resolve()).then(() => route.continue());
+    held.push(handled);
+    return handled;
   };
   await page.route('**/graphql', handler);
   return async () => {
-    release();
+    open();
+    await Promise.all(held); // each held request goes on before the handler is removed
     await page.unroute('**/graphql', handler);
   };
 }
@@ -119,7 +148,12 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    server = await startServer({ logPath: join(ARTIFACTS, 'server.log') });
+    // Failure shots of an earlier run would read as this run's.
+    for (const name of readdirSync(ARTIFACTS)) {
+      if (/^failed-.*\.png$/.test(name)) rmSync(join(ARTIFACTS, name));
+    }
+    devOrigin = `http://127.0.0.1:${await freePort()}`;
+    server = await startServer({ logPath: join(ARTIFACTS, 'server.log'), extraOrigins: [devOrigin] });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -127,6 +161,7 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
     for (const user of [alice, bob]) {
       user.context = await newGuardedContext();
       user.page = await user.context.newPage();
+      openPages.add(user.page);
       user.errors = [];
       user.page.on('pageerror', (error) => user.errors.push(String(error)));
     }
@@ -137,7 +172,7 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
     await server?.stop();
   });
 
-  it('the first user signs up with a new workspace and creates a channel', async () => {
+  browserTest('the first user signs up with a new workspace and creates a channel', async () => {
     await signUp(alice.page, { name: 'Alice', email: 'alice@example.com', workspaceName: 'Acme' });
     await alice.page.getByTestId('channel-name').fill('general');
     await alice.page.getByTestId('channel-create').click();
@@ -147,7 +182,7 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
     await shot(alice.page, '01-alice-signed-up');
   });
 
-  it('a second user joins the workspace with an invite code', async () => {
+  browserTest('a second user joins the workspace with an invite code', async () => {
     await alice.page.getByTestId('invite-create').click();
     const code = (await alice.page.getByTestId('invite-code').textContent())?.trim();
     assert.ok(code, 'an invite code is shown');
@@ -157,7 +192,7 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
     await shot(bob.page, '02-bob-joined');
   });
 
-  it('the sender sees a message at once; it settles in place and appears for the other user without reload', async () => {
+  browserTest('the sender sees a message at once; it settles in place and appears for the other user without reload', async () => {
     const body = 'Hello Bob, this is live!';
     const rowsSeen = await watchRows(alice.page, body);
     const release = await holdSends(alice.page);
@@ -174,8 +209,8 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
     await messageRows(bob.page, body).waitFor();
     assert.equal(await bob.page.evaluate(() => window.__notReloaded), true, 'the page was not reloaded');
 
-    // Give any late live push a moment to (wrongly) add a second row, then check.
-    await alice.page.waitForTimeout(500);
+    // A negative check: give any late live push a moment to (wrongly) add a row.
+    await alice.page.waitForTimeout(LATE_PUSH_WINDOW_MS);
     const seen = await rowsSeen();
     assert.equal(await messageRows(alice.page, body).count(), 1);
     assert.equal(seen.maxRows, 1, 'never two rows for one message');
@@ -185,7 +220,7 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
     await shot(bob.page, '05-bob-received');
   });
 
-  it('a send the server refuses is rolled back with a visible error', async () => {
+  browserTest('a send the server refuses is rolled back with a visible error', async () => {
     const body = 'x'.repeat(4001); // over the server's 4000-character limit
     const rowsSeen = await watchRows(alice.page, body);
     await alice.page.getByTestId('composer-input').fill(body);
@@ -202,7 +237,7 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
     await alice.page.getByTestId('composer-input').fill('');
   });
 
-  it('only the author can edit and delete, and the other user sees both live', async () => {
+  browserTest('only the author can edit and delete, and the other user sees both live', async () => {
     const body = 'Hello Bob, this is live!';
     const bobRow = messageRows(bob.page, body);
     assert.equal(await bobRow.getByTestId('message-edit').count(), 0, 'no edit button on another user\'s message');
@@ -220,7 +255,7 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
     await messageRows(alice.page, 'Hello Bob (edited)').waitFor({ state: 'detached' });
   });
 
-  it('older messages load below the live page by cursor, newest first', async () => {
+  browserTest('older messages load below the live page by cursor, newest first', async () => {
     const token = await tokenOf(alice.page);
     const { createChannel } = await graphql(
       server.graphqlUrl,
@@ -261,18 +296,45 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
     await shot(bob.page, '08-older-pages');
   });
 
-  it('GraphiQL loads with no internet and shows a live query updating after a mutation', async () => {
+  browserTest('signing out and in again opens a new socket with the new token', async () => {
+    const sockets = [];
+    bob.page.on('websocket', (socket) => sockets.push(socket));
+    await bob.page.getByTestId('sign-out').click();
+    await bob.page.getByTestId('auth-screen').waitFor();
+    await bob.page.getByTestId('signin-email').fill('bob@example.com');
+    await bob.page.getByTestId('signin-password').fill(PASSWORD);
+    await bob.page.getByTestId('signin-submit').click();
+    await bob.page.getByTestId('chat-screen').waitFor();
+    await openChannel(bob.page, 'general');
+    assert.equal(sockets.length, 1, 'one new WebSocket after signing in');
+
+    const token = await tokenOf(alice.page);
+    const channelId = await bob.page.getByTestId('channel-view').getAttribute('data-channel-id');
+    await graphql(
+      server.graphqlUrl,
+      'mutation($input: SendMessageInput!) { sendMessage(input: $input) { id } }',
+      { input: { channelId, body: 'Welcome back, Bob' } },
+      token,
+    );
+    await messageRows(bob.page, 'Welcome back, Bob').waitFor();
+  });
+
+  browserTest('GraphiQL loads with no internet and shows a live query updating after a mutation', async () => {
     const token = await tokenOf(alice.page);
     const context = await newGuardedContext();
     const page = await context.newPage();
+    openPages.add(page);
     const sockets = [];
     page.on('websocket', (socket) => sockets.push(socket.url()));
     const query = 'query LiveChannels @live {\n  channels(first: 50) {\n    edges {\n      node {\n        name\n      }\n    }\n  }\n}\n';
-    await page.goto(`${server.baseUrl}/graphiql?query=${encodeURIComponent(query)}`);
+    const loaded = await page.goto(`${server.baseUrl}/graphiql?query=${encodeURIComponent(query)}`);
+    assert.equal(loaded?.status(), 200, 'the server serves dist/graphiql.html at /graphiql');
     await page.getByTestId('graphiql-token').fill(token);
     await page.getByTestId('graphiql-token-apply').click();
     await page.getByTestId('graphiql-token-state').filter({ hasText: 'token set' }).waitFor();
 
+    // Run once the editor shows the query (GraphiQL sets its editors up asynchronously).
+    await page.locator('.graphiql-query-editor').filter({ hasText: 'LiveChannels' }).waitFor();
     const response = page.locator('.graphiql-response');
     await page.locator('.graphiql-execute-button').click();
     await response.filter({ hasText: 'general' }).waitFor();
@@ -288,7 +350,62 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
     await shot(page, '10-graphiql-live-update');
 
     assert.ok(sockets.some((url) => new URL(url).pathname === '/graphql'), 'the live query ran over a WebSocket');
+
+    // A browser's GET /graphql gets the same offline page, not the CDN one.
+    const ide = await fetch(server.graphqlUrl, { headers: { accept: 'text/html' } });
+    assert.equal(ide.status, 200);
+    assert.equal(await ide.text(), readFileSync(join(webRoot, 'dist', 'graphiql.html'), 'utf8'));
+    openPages.delete(page);
     await context.close();
+  });
+
+  browserTest('the Vite dev server proxies HTTP and WebSocket to the backend', async () => {
+    // `npm run dev` as the README runs it: vite.config.ts, /graphql proxied to the
+    // backend (here BACKEND_URL is the test server), the dev origin in ALLOWED_ORIGINS.
+    const { createServer } = await import('vite');
+    delete process.env.VITE_GRAPHQL_URL; // the proxy, not a direct URL from the caller's shell
+    const dev = await createServer({
+      configFile: join(webRoot, 'vite.config.ts'),
+      root: webRoot,
+      logLevel: 'warn',
+      clearScreen: false,
+      server: {
+        host: '127.0.0.1',
+        port: Number(new URL(devOrigin).port),
+        strictPort: true,
+        hmr: false,
+        proxy: { '/graphql': { target: server.baseUrl, ws: true, changeOrigin: false } },
+      },
+    });
+    const context = await newGuardedContext();
+    try {
+      await dev.listen();
+      const page = await context.newPage();
+      openPages.add(page);
+      const errors = [];
+      page.on('pageerror', (error) => errors.push(String(error)));
+      await page.goto(`${devOrigin}/`);
+      await page.getByTestId('signin-email').fill('bob@example.com');
+      await page.getByTestId('signin-password').fill(PASSWORD);
+      await page.getByTestId('signin-submit').click();
+      await page.getByTestId('chat-screen').waitFor();
+      await openChannel(page, 'general');
+
+      // HTTP through the proxy (the mutation), the live page over the proxied socket.
+      await page.getByTestId('composer-input').fill('Sent from the dev server');
+      await page.getByTestId('composer-send').click();
+      await messageRows(page, 'Sent from the dev server').and(page.locator('[data-status="sent"]')).waitFor();
+      await messageRows(alice.page, 'Sent from the dev server').waitFor();
+      await alice.page.getByTestId('composer-input').fill('Seen on the dev server');
+      await alice.page.getByTestId('composer-send').click();
+      await messageRows(page, 'Seen on the dev server').waitFor();
+      await shot(page, '11-vite-dev-server');
+      assert.deepEqual(errors, []);
+      openPages.delete(page);
+    } finally {
+      await context.close();
+      await dev.close();
+    }
   });
 
   it('needed nothing from the internet and threw no page errors', () => {

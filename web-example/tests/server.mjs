@@ -12,7 +12,7 @@ export const webRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 export const repoRoot = resolve(webRoot, '..');
 const python = process.env.LIVEGRAPH_PYTHON ?? join(repoRoot, '.venv', 'bin', 'python');
 
-function freePort() {
+export function freePort() {
   return new Promise((done, fail) => {
     const probe = createServer();
     probe.once('error', fail);
@@ -46,12 +46,14 @@ async function waitUntilServing(url, child, timeoutMs) {
 }
 
 /**
- * Returns { baseUrl, graphqlUrl, stop() }. The server's output goes to `logPath`.
- * Fails at once with a clear message when the client has not been built.
+ * Returns { baseUrl, graphqlUrl, wsUrl, stop() }. The server's output goes to `logPath`.
+ * With `web` (the default) it also serves the built client, and fails at once with a
+ * clear message when the client has not been built; `web: false` is the API alone.
+ * `extraOrigins` are allowed besides the server's own (e.g. a Vite dev server's).
  */
-export async function startServer({ logPath, startTimeoutMs = 60_000 }) {
+export async function startServer({ logPath, startTimeoutMs = 60_000, web = true, extraOrigins = [] }) {
   const dist = join(webRoot, 'dist');
-  if (!existsSync(join(dist, 'index.html')) || !existsSync(join(dist, 'graphiql.html'))) {
+  if (web && (!existsSync(join(dist, 'index.html')) || !existsSync(join(dist, 'graphiql.html')))) {
     throw new Error('web-example/dist is missing: run `npm run build` first');
   }
   if (!existsSync(python)) throw new Error(`no Python at ${python} (set LIVEGRAPH_PYTHON)`);
@@ -59,14 +61,21 @@ export async function startServer({ logPath, startTimeoutMs = 60_000 }) {
   const baseUrl = `http://127.0.0.1:${port}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'livegraph-e2e-'));
   const log = createWriteStream(logPath);
+  // A hermetic server: only the basics are inherited, so a DATABASE_URL, BROADCAST_URL,
+  // PRODUCTION, PAGE_SIZE_* or WEB_DIST in the caller's environment changes nothing.
+  const env = Object.fromEntries(
+    ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ'].filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]),
+  );
   const child = spawn(python, ['-m', 'app', 'serve', '--host', '127.0.0.1', '--port', String(port)], {
     cwd: repoRoot,
     env: {
-      ...process.env,
+      ...env,
+      DATA_DIR: dataDir,
       DATABASE_URL: `sqlite+aiosqlite:///${join(dataDir, 'e2e.db')}`,
+      BROADCAST_URL: 'memory://',
       SECRET_KEY: randomBytes(32).toString('hex'),
-      ALLOWED_ORIGINS: `${baseUrl},http://localhost:${port},http://localhost:5173`,
-      WEB_DIST: dist,
+      ALLOWED_ORIGINS: [baseUrl, `http://localhost:${port}`, ...extraOrigins].join(','),
+      ...(web ? { WEB_DIST: dist } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -91,14 +100,14 @@ export async function startServer({ logPath, startTimeoutMs = 60_000 }) {
     await stop();
     throw new Error(`${error.message} (server log: ${logPath})`);
   }
-  return { baseUrl, graphqlUrl: `${baseUrl}/graphql`, stop };
+  return { baseUrl, graphqlUrl: `${baseUrl}/graphql`, wsUrl: `ws://127.0.0.1:${port}/graphql`, stop };
 }
 
 /** A GraphQL request over HTTP from Node, as another client of the same server. */
 export async function graphql(url, query, variables = {}, token = null) {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    headers: { 'content-type': 'application/json', accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ query, variables }),
     signal: AbortSignal.timeout(10_000),
   });

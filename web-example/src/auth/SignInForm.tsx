@@ -22,11 +22,11 @@ export function SignInForm() {
       <h2>Sign in</h2>
       <label>
         Email
-        <input type="email" required value={email} onChange={(e) => setEmail(e.target.value)} data-testid="signin-email" />
+        <input type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} data-testid="signin-email" />
       </label>
       <label>
         Password
-        <input type="password" required value={password} onChange={(e) => setPassword(e.target.value)} data-testid="signin-password" />
+        <input type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} data-testid="signin-password" />
       </label>
       <button type="submit" disabled={fetching} data-testid="signin-submit">
         Sign in

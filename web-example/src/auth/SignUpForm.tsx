@@ -33,15 +33,15 @@ export function SignUpForm() {
       <h2>Sign up</h2>
       <label>
         Name
-        <input required {...field('name')} data-testid="signup-name" />
+        <input autoComplete="name" required {...field('name')} data-testid="signup-name" />
       </label>
       <label>
         Email
-        <input type="email" required {...field('email')} data-testid="signup-email" />
+        <input type="email" autoComplete="email" required {...field('email')} data-testid="signup-email" />
       </label>
       <label>
         Password
-        <input type="password" required {...field('password')} data-testid="signup-password" />
+        <input type="password" autoComplete="new-password" required {...field('password')} data-testid="signup-password" />
       </label>
       <fieldset>
         <label className="inline">

@@ -1,7 +1,6 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-// Monaco's editor workers, bundled by Vite: nothing is loaded from a CDN.
-import 'graphiql/setup-workers/vite';
+import './monacoWorkers';
 import 'graphiql/style.css';
 import './graphiql.css';
 import { GraphiQLPage } from './GraphiQLPage';

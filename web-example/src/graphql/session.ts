@@ -19,6 +19,8 @@ export interface Session {
   dispose(): void;
 }
 
+const HTTP_ACCEPT = 'application/graphql-response+json, application/json;q=0.9';
+
 function authorization(token: string | null): Record<string, string> {
   return token ? { authorization: `Bearer ${token}` } : {};
 }
@@ -81,7 +83,12 @@ export function createSession(token: string | null): Session {
       }),
       fetchExchange,
     ],
-    fetchOptions: () => ({ headers: authorization(token) }),
+    // Over HTTP every operation has one result (streams go over the socket), so ask
+    // for JSON only: urql's default Accept also lists text/event-stream and
+    // multipart/mixed, which lets a server answer a plain mutation as a stream.
+    fetchOptions: () => ({ headers: { accept: HTTP_ACCEPT, ...authorization(token) } }),
+    // POST for every query: nothing here is cacheable by URL, and requests carry a token.
+    preferGetMethod: false,
   });
   return {
     token,

@@ -10,6 +10,12 @@ import { useOptimisticSend } from './useOptimisticSend';
 
 const ignore = () => undefined;
 
+interface Row {
+  readonly key: string;
+  readonly message: Message;
+  readonly pending: boolean;
+}
+
 function asMessage(send: PendingMessage, viewer: ViewerFieldsFragment): Message {
   const author = { id: viewer.id, name: viewer.name };
   return { id: send.key, body: send.body, createdAt: send.createdAt, editedAt: null, author };
@@ -26,22 +32,34 @@ export function ChannelView({ channelId, viewer }: { channelId: string; viewer: 
   const rowKeys = useRef(new Map<string, string>()).current;
   confirmedBy.forEach((key, id) => rowKeys.set(id, key));
 
+  const rows: Row[] = [
+    ...unconfirmed.map((p) => ({ key: p.key, message: asMessage(p, viewer), pending: true })),
+    ...[...(feed.live ?? []), ...feed.older].map((m) => ({ key: rowKeys.get(m.id) ?? m.id, message: m, pending: false })),
+  ];
+
   return (
     <section className="channel" data-testid="channel-view" data-channel-id={channelId} data-loaded={feed.live ? 'true' : 'false'}>
       <Composer onSend={sender.send} />
       <ErrorText message={sender.error} testId="send-error" />
       <ErrorText message={feed.error} testId="feed-error" />
       <ol className="messages" data-testid="message-list">
-        {unconfirmed.map((p) => (
-          <MessageItem key={p.key} message={asMessage(p, viewer)} pending isOwn onChanged={ignore} />
-        ))}
-        {(feed.live ?? []).map((m) => (
-          <MessageItem key={rowKeys.get(m.id) ?? m.id} message={m} isOwn={m.author.id === viewer.id} onChanged={ignore} />
-        ))}
-        {feed.older.map((m) => (
-          <MessageItem key={rowKeys.get(m.id) ?? m.id} message={m} isOwn={m.author.id === viewer.id} onChanged={feed.patchOlder} />
+        {/* One flat list: a row keeps its key, and so its DOM node, when its
+            message moves from pending to the live page. */}
+        {rows.map(({ key, message, pending }) => (
+          <MessageItem
+            key={key}
+            message={message}
+            pending={pending}
+            isOwn={message.author.id === viewer.id}
+            onChanged={pending ? ignore : feed.patchOlder}
+          />
         ))}
       </ol>
+      {feed.live && rows.length === 0 && (
+        <p className="muted" data-testid="no-messages">
+          No messages yet.
+        </p>
+      )}
       {feed.hasOlder && (
         <button type="button" onClick={feed.loadOlder} disabled={feed.loadingOlder} data-testid="load-older">
           {feed.loadingOlder ? 'Loading…' : 'Load older messages'}
