@@ -35,6 +35,8 @@ from app.auth import Viewer, bearer
 from app.context import Ctx, Services
 from app.errors import AppError, Unauthenticated
 from app.live.directive import live_request, operation_type
+from app.live.engine import LiveConnection
+from app.live.frames import encoded_next
 from app.live.schema import LiveSchema
 from app.settings import Settings
 from app.shutdown import Sockets
@@ -124,7 +126,7 @@ class GraphQLView(GraphQL[TransportContext, None]):
                     del self._connections_per_user[user_id]
 
     def encode_json(self, data: object) -> str:
-        return orjson.dumps(data).decode()
+        return encoded_next(data) or orjson.dumps(data).decode()
 
     async def parse_http_body(self, request: Any) -> Any:
         """Stream only what streams: a query or mutation answers with JSON.
@@ -170,7 +172,6 @@ class GraphQLView(GraphQL[TransportContext, None]):
         return await super().render_graphql_ide(request)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> TransportContext:
-        from app.live.engine import LiveConnection
 
         context = TransportContext(self._services.get(), request)
         if isinstance(request, WebSocket):

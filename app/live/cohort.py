@@ -21,6 +21,7 @@ from typing import Any
 from strawberry.types import ExecutionResult
 
 from app.auth import Viewer
+from app.live import frames
 from app.live.readset import ReadSet
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Cohort:
                 subscriber.fail()
 
     async def stop(self) -> None:
+        frames.forget(self.result)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -144,6 +146,8 @@ class Cohort:
         self._late_since = None
         if outcome.fingerprint != self.fingerprint:
             self.fingerprint = outcome.fingerprint
+            frames.forget(self.result)
+            frames.remember(outcome.result)
             self.result = outcome.result
             self.seq += 1
             for subscriber in self.subscribers:
