@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, with_loader_criteria
-from sqlmodel import SQLModel, col
+from sqlmodel import SQLModel
 
 from app.errors import Forbidden
 from app.schema.base import TenantScoped
@@ -48,12 +48,16 @@ def _filter_reads(state: ORMExecuteState) -> None:
     tenant = _tenant(state.session)
     if tenant == UNSCOPED:
         return
+    # Lambdas: SQLAlchemy caches the criteria they build, with ``tenant`` as a bound
+    # parameter, instead of constructing and compiling them for every statement.
     state.statement = state.statement.options(
         *(
-            with_loader_criteria(model, col(model.workspace_id) == tenant, include_aliases=True)
+            with_loader_criteria(
+                model, lambda cls: cls.workspace_id == tenant, include_aliases=True
+            )
             for model in tenant_models()
         ),
-        with_loader_criteria(Workspace, col(Workspace.id) == tenant, include_aliases=True),
+        with_loader_criteria(Workspace, lambda cls: cls.id == tenant, include_aliases=True),
     )
 
 

@@ -24,6 +24,7 @@ from app.errors_format import format_errors
 from app.live.cohort import Cohort
 from app.live.directive import LIVE_DIRECTIVE, live_request, parse_cached
 from app.live.readset import ReadSet
+from app.schema.limits import ALL_RULES
 
 READ_YOUR_WRITES_TIMEOUT_S = 5.0
 
@@ -153,7 +154,7 @@ class LiveSchema(strawberry.Schema):
         if errors is None:
             document = parse_cached(query)
             assert document is not None
-            errors = validate(self._schema, document)
+            errors = validate(self._schema, document, ALL_RULES)
             if len(self._validated) > 4096:
                 self._validated.clear()
             self._validated[query] = errors

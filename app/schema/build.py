@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from app.errors_format import ErrorCodes, ParseErrorsAsResults
 from app.live.schema import LiveSchema
 from app.schema.api import collect, root_type
+from app.schema.limits import MAX_TOKENS, DocumentLimits
 from app.schema.registry import MODEL_PACKAGES, RESOLVER_PACKAGES, import_all, table_models
 from app.schema.types import graphql_type
-
-MAX_DEPTH = 12
-MAX_ALIASES = 30
-MAX_TOKENS = 5000
 
 
 def build_schema(
@@ -47,8 +38,7 @@ def build_schema(
             *([] if introspection else [DisableIntrospection]),
             lambda: ParseErrorsAsResults(maxsize=2048),
             lambda: ValidationCache(maxsize=2048),
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            DocumentLimits,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         ],
         config=StrawberryConfig(auto_camel_case=True),
