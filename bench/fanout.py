@@ -46,7 +46,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100,1000,5000", help="comma-separated N values")
     parser.add_argument(
-        "--targets", default=",".join(harness.TARGETS), help="comma-separated target names"
+        "--targets", default=",".join(harness.LIVE_TARGETS), help="comma-separated target names"
     )
     parser.add_argument("--rounds", type=int, default=5, help="writes per (target, N)")
     parser.add_argument("--seed-messages", type=int, default=20, help="messages before start")
@@ -57,9 +57,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
     args.targets = [name.strip() for name in args.targets.split(",") if name.strip()]
-    unknown = [name for name in args.targets if name not in harness.TARGETS]
+    unknown = [name for name in args.targets if name not in harness.LIVE_TARGETS]
     if unknown:
-        parser.error(f"unknown targets {unknown}; known: {', '.join(harness.TARGETS)}")
+        parser.error(f"unknown targets {unknown}; known: {', '.join(harness.LIVE_TARGETS)}")
     if not args.sizes or not all(1 <= size <= MAX_SUBSCRIBERS for size in args.sizes):
         parser.error(f"--sizes must be in 1..{MAX_SUBSCRIBERS}")
     return args

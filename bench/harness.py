@@ -6,8 +6,11 @@ Every scenario command (fanout.py and its siblings) uses the same pieces:
         report = run_loadgen(["fanout", ...], target)
 
 A target is one of `TARGETS`: ours (`python -m app serve`, fresh SQLite in a temp dir),
-the Node peer, the hand-written Python peer, and the floor. Each runs in its own process
-group with its own temp dir; its output goes to a log whose tail is shown on failure.
+the Node peer, the hand-written Python peer, the floor, and `plain` (a hand-written
+Strawberry schema over our data layer, HTTP only, for the plain-queries scenario; it
+reads the SQLite file named by `DATABASE_URL`, which the caller passes in `env`).
+Each runs in its own process group with its own temp dir; its output goes to a log
+whose tail is shown on failure.
 
 Errors:
 
@@ -19,6 +22,7 @@ Errors:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import os
@@ -55,9 +59,15 @@ NPM_TIMEOUT_S = 300.0
 LOG_TAIL_BYTES = 4000
 OPEN_FILES_WANTED = 20_000
 
-# Extra environment for our server under benchmark. Rate limits, if the server enforces
-# them on sendMessage, must not throttle the load generator's writes.
-OURS_EXTRA_ENV: dict[str, str] = {}
+# Extra environment for our server under benchmark. All subscribers of a run share one
+# viewer (signing up thousands of users would take minutes of password hashing), and
+# the load generator writes and queries as fast as the server answers: the per-user
+# limits and the rate limits, right for production, would refuse the benchmark itself.
+OURS_EXTRA_ENV: dict[str, str] = {
+    "RATE_LIMITS": "0",
+    "MAX_CONNECTIONS_PER_USER": "100000",
+    "MAX_LIVE_PER_USER": "100000",
+}
 
 
 class HarnessError(RuntimeError):
@@ -90,7 +100,7 @@ GRAPHQL_PROBE = ReadyProbe("POST", "/graphql", b'{"query":"{ __typename }"}')
 @dataclass(frozen=True)
 class TargetSpec:
     name: str
-    kind: str  # the loadgen kind: live, subscription or floor
+    kind: str  # the loadgen kind: live, subscription, floor (or http: no WebSocket)
     description: str
     argv: Sequence[str]
     cwd: Path
@@ -145,12 +155,25 @@ def _floor(port: int, workdir: Path) -> TargetSpec:
     return TargetSpec("floor", "floor", description, argv, REPO_DIR, probe=probe)
 
 
+def _plain(port: int, workdir: Path) -> TargetSpec:
+    argv = [PYTHON, str(PEERS_DIR / "plain_strawberry.py"), "--port", str(port)]
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'plain.sqlite'}",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+    }
+    description = "hand-written Strawberry types over app.database + app.schema.models"
+    return TargetSpec("plain", "http", description, argv, REPO_DIR, env)
+
+
 TARGETS: dict[str, Callable[[int, Path], TargetSpec]] = {
     "ours": _ours,
     "node": _node,
     "python": _python,
     "floor": _floor,
+    "plain": _plain,
 }
+# The targets that serve live results over WebSocket (fan-out, precision, ...).
+LIVE_TARGETS = ("ours", "node", "python", "floor")
 
 
 def ensure_node_peer() -> None:
@@ -205,6 +228,10 @@ class RunningTarget:
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}{self.spec.graphql_path}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def log_tail(self) -> str:
         return _tail(self.log_path)
@@ -270,9 +297,17 @@ def stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> N
 
 @contextlib.contextmanager
 def running_target(
-    name: str, *, startup_timeout: float = STARTUP_TIMEOUT_S, keep_workdir: bool = False
+    name: str,
+    *,
+    startup_timeout: float = STARTUP_TIMEOUT_S,
+    keep_workdir: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Iterator[RunningTarget]:
-    """Start target `name` on a free loopback port; stop it and clean up on exit."""
+    """Start target `name` on a free loopback port; stop it and clean up on exit.
+
+    `env` overrides the target's own environment (e.g. one DATABASE_URL and SECRET_KEY
+    shared by two targets, or a peer's option such as PEER_PERMESSAGE_DEFLATE=1).
+    """
     if name not in TARGETS:
         raise HarnessError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
     raise_fd_limit()
@@ -280,6 +315,8 @@ def running_target(
     try:
         port = free_port()
         spec = TARGETS[name](port, workdir)
+        if env:
+            spec = dataclasses.replace(spec, env={**spec.env, **env})
         log_path = workdir / "server.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(

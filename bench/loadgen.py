@@ -26,6 +26,9 @@ and, as a second view, minus the moment the request was sent. Both clocks are
 
 Every wait is bounded (`--connect-timeout`, `--ready-timeout`, `--round-timeout`);
 every loop runs a fixed number of times; targets must be on loopback.
+
+The other scenarios' subcommands (`precision`, `sustained`, `setup`, `http`, `memory`,
+`bytes`) live in loadgen_scenarios.py; `python bench/loadgen.py <scenario> --help`.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import resource
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -240,6 +243,7 @@ class Subscriber:
         self.round: Round | None = None
         self.error: str | None = None
         self.initial_bytes = 0
+        self.next_frames = 0  # `next` messages received after the initial result
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[None] = loop.create_future()
         self.connection: WsConnection | None = None
@@ -254,6 +258,8 @@ class Subscriber:
         connection.send_text(json.dumps({"type": "connection_init", "payload": payload}))
 
     def on_message(self, connection: WsConnection, data: bytes, received_at: float) -> None:
+        if self.phase is Phase.LIVE and b'"next"' in data:
+            self.next_frames += 1
         current = self.round
         if current is not None and current.marker in data:
             self.round = None
@@ -315,15 +321,25 @@ class Subscriber:
             self.ready.set_exception(LoadgenError(reason))
 
 
+def document_for(kind: Kind) -> str | None:
+    return {"live": LIVE_DOCUMENT, "subscription": SUBSCRIPTION_DOCUMENT}.get(kind)
+
+
+# Makes subscriber number `index` (other scenarios: its own channel, variables, counters).
+SubscriberFactory = Callable[[int], Subscriber]
+
+
 async def open_subscriber(
     kind: Kind,
     endpoint: Endpoint,
     session: Session,
     limiter: asyncio.Semaphore,
     connect_timeout: float,
+    subscriber: Subscriber | None = None,
+    deflate: bool = False,
 ) -> Subscriber:
-    document = {"live": LIVE_DOCUMENT, "subscription": SUBSCRIPTION_DOCUMENT}.get(kind)
-    subscriber = Subscriber(kind, document, session)
+    if subscriber is None:
+        subscriber = Subscriber(kind, document_for(kind), session)
     async with limiter:
         connection = await ws_connect(
             endpoint.host,
@@ -332,6 +348,7 @@ async def open_subscriber(
             subscriber.on_message,
             None if kind == "floor" else SUBPROTOCOL,
             connect_timeout,
+            deflate,
         )
         subscriber.start(connection)
         try:
@@ -350,12 +367,24 @@ async def open_subscribers(
     concurrency: int,
     connect_timeout: float,
     ready_timeout: float,
+    make: SubscriberFactory | None = None,
+    deflate: bool = False,
 ) -> list[Subscriber]:
     """Open `count` subscribers, at most `concurrency` handshakes at a time."""
     limiter = asyncio.Semaphore(concurrency)
     tasks = [
-        asyncio.ensure_future(open_subscriber(kind, endpoint, session, limiter, connect_timeout))
-        for _ in range(count)
+        asyncio.ensure_future(
+            open_subscriber(
+                kind,
+                endpoint,
+                session,
+                limiter,
+                connect_timeout,
+                make(index) if make is not None else None,
+                deflate,
+            )
+        )
+        for index in range(count)
     ]
     try:
         done, pending = await asyncio.wait(tasks, timeout=ready_timeout)
@@ -557,7 +586,7 @@ def raise_fd_limit(wanted: int) -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenario", choices=["fanout"])
+    parser.add_argument("scenario", choices=["fanout"], help="others: see loadgen_scenarios")
     parser.add_argument("--kind", choices=KINDS, required=True)
     parser.add_argument("--url", required=True, help="the target's GraphQL URL (loopback)")
     parser.add_argument("--subscribers", type=int, default=100)
@@ -579,6 +608,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] != "fanout" and not argv[0].startswith("-"):
+        import loadgen_scenarios  # precision, sustained, http, memory, bytes, setup
+
+        return loadgen_scenarios.main(argv)
     args = parse_args(argv)
     limit = raise_fd_limit(args.subscribers + 256)
     if limit < args.subscribers + 64:

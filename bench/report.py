@@ -19,6 +19,7 @@ TARGET_STYLES = {
     "node": {"color": "#2ca02c", "marker": "s"},
     "python": {"color": "#1f77b4", "marker": "^"},
     "floor": {"color": "#7f7f7f", "marker": "v"},
+    "plain": {"color": "#9467bd", "marker": "D"},
 }
 
 
@@ -111,3 +112,67 @@ def plot_latency(
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     plt.close(figure)
+
+
+def plot_bars(
+    path: Path,
+    categories: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    title: str,
+    ylabel: str,
+    *,
+    log: bool = False,
+    goal: tuple[float, str] | None = None,
+    value_format: str = "{:.0f}",
+) -> None:
+    """Grouped bars: one group per category, one bar per series (a target, a mode...)."""
+    figure, axes = plt.subplots(figsize=(8, 5), dpi=120)
+    width = 0.8 / max(1, len(series))
+    for index, (label, values) in enumerate(series):
+        style = TARGET_STYLES.get(label.split()[0], {})
+        xs = [c + (index - (len(series) - 1) / 2) * width for c in range(len(categories))]
+        heights = [v if v is not None and v == v else 0.0 for v in values]
+        bars = axes.bar(xs, heights, width * 0.95, label=label, color=style.get("color"))
+        for bar, value in zip(bars, values, strict=True):
+            if value is None or value != value:
+                continue
+            axes.annotate(
+                value_format.format(value),
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                textcoords="offset points",
+                xytext=(0, 2),
+                ha="center",
+                fontsize=7,
+            )
+    if goal is not None:
+        axes.axhline(goal[0], color="black", linestyle=":", linewidth=1)
+        axes.annotate(goal[1], (0, goal[0]), textcoords="offset points", xytext=(0, 3), fontsize=8)
+    axes.set_xticks(range(len(categories)), list(categories))
+    if log:
+        axes.set_yscale("log")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(True, axis="y", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def write_outputs(
+    out_dir: Path,
+    name: str,
+    document: dict[str, Any],
+    heading: str,
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[Column],
+    notes: str = "",
+) -> None:
+    """`<name>.json` (everything) and `<name>.md` (heading, table, notes) in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / f"{name}.json", document)
+    text = f"{heading}\n\n{render_markdown(rows, columns)}\n"
+    if notes:
+        text += f"\n{notes.strip()}\n"
+    (out_dir / f"{name}.md").write_text(text, encoding="utf-8")

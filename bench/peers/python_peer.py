@@ -11,6 +11,10 @@ costs a real read, so the comparison with ours is like for like. Auth is a real 
 (HS256), checked once per connection or request. The reads join author and channel in
 one statement (a team that knows SQL would; no N+1 here).
 
+GET /livez answers {"executions", "cohorts", "subscribers"} as our server does:
+`executions` counts every run of a subscription's query (the first and each re-run),
+`cohorts` is null (there is no sharing), `subscribers` the subscriptions open now.
+
 Usage: python bench/peers/python_peer.py --port PORT --database PATH
        (listens on 127.0.0.1 only; env SECRET_KEY optional)
 """
@@ -44,6 +48,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -54,6 +60,8 @@ MAX_PAGE = 100
 SECRET_KEY = os.environ.get("SECRET_KEY") or secrets.token_hex(32)
 password_hasher = PasswordHasher()
 broadcast = Broadcast("memory://")
+# Benchmark counters, served at GET /livez.
+STATS = {"executions": 0, "subscribers": 0}
 
 # Tables ---------------------------------------------------------------------------
 
@@ -415,12 +423,18 @@ class Subscription:
     ) -> AsyncGenerator[MessageConnection, None]:
         viewer = viewer_of(info)
         channel = int(channel_id)
-        # Subscribe before the first read, so a write between the two is not lost.
-        async with broadcast.subscribe(channel=channel_topic(channel)) as subscriber:
-            yield await fetch_messages(viewer, channel, first)
-            # broadcaster types __aiter__ as Optional; it always returns the generator.
-            async for _event in subscriber:  # type: ignore[union-attr]
+        STATS["subscribers"] += 1
+        try:
+            # Subscribe before the first read, so a write between the two is not lost.
+            async with broadcast.subscribe(channel=channel_topic(channel)) as subscriber:
+                STATS["executions"] += 1
                 yield await fetch_messages(viewer, channel, first)
+                # broadcaster types __aiter__ as Optional; it always returns the generator.
+                async for _event in subscriber:  # type: ignore[union-attr]
+                    STATS["executions"] += 1
+                    yield await fetch_messages(viewer, channel, first)
+        finally:
+            STATS["subscribers"] -= 1
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
@@ -449,9 +463,14 @@ def build_app(database_path: str) -> Starlette:
         graphql_ide=None,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
     )
+
+    async def livez(_request: Request) -> JSONResponse:
+        return JSONResponse({**STATS, "cohorts": None})
+
     routes = [
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),
+        Route("/livez", livez),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

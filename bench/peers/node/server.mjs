@@ -7,6 +7,12 @@
 // messages; each of those re-executes on its own (the store has no sharing between
 // identical queries). Auth is accepted but not verified: a token names its user.
 //
+// GET /livez answers {"executions", "cohorts", "subscribers", "connections"}, as our
+// server does: `executions` counts every run of a live query by the store (initial
+// and re-executions), `cohorts` is null (the store has none), `subscribers` the
+// operations in flight over WebSocket. PEER_PERMESSAGE_DEFLATE=1 turns on `ws`'s
+// permessage-deflate (off by default in `ws`, and here, as the fan-out runs use it).
+//
 // Usage: node server.mjs [--port PORT]   (or env PORT); listens on 127.0.0.1 only.
 //        node server.mjs --print-schema    prints the SDL it serves.
 
@@ -52,6 +58,7 @@ const db = {
 const newId = () => String(db.nextId++);
 
 const liveQueryStore = new InMemoryLiveQueryStore();
+const stats = { executions: 0, subscribers: 0 };
 
 function userFromAuthorization(value) {
   const match = /^Bearer node-(\d+)$/.exec(value ?? "");
@@ -225,7 +232,12 @@ const schema = new GraphQLSchema({
   mutation: Mutation,
   directives: [...specifiedDirectives, GraphQLLiveDirective],
 });
-const liveExecute = liveQueryStore.makeExecute(graphqlExecute);
+// The store calls this for the first run and for every re-execution of a live query.
+const countedExecute = (args) => {
+  stats.executions += 1;
+  return graphqlExecute(args);
+};
+const liveExecute = liveQueryStore.makeExecute(countedExecute);
 const validationRules = [...specifiedRules, NoLiveMixedWithDeferStreamRule];
 
 function readBody(req) {
@@ -255,6 +267,15 @@ function sendJson(res, status, payload) {
 
 // Plain HTTP POST /graphql: queries answer once, mutations run here.
 async function handleHttp(req, res) {
+  if (req.method === "GET" && req.url.split("?")[0] === "/livez") {
+    sendJson(res, 200, {
+      executions: stats.executions,
+      cohorts: null,
+      subscribers: stats.subscribers,
+      connections: wsServer.clients.size,
+    });
+    return;
+  }
   if (req.method !== "POST" || req.url.split("?")[0] !== "/graphql") {
     sendJson(res, 404, { errors: [{ message: "not found" }] });
     return;
@@ -307,7 +328,11 @@ const server = http.createServer((req, res) => {
 });
 server.keepAliveTimeout = 5000;
 
-const wsServer = new WebSocketServer({ server, path: "/graphql", perMessageDeflate: false });
+const wsServer = new WebSocketServer({
+  server,
+  path: "/graphql",
+  perMessageDeflate: process.env.PEER_PERMESSAGE_DEFLATE === "1",
+});
 const wsCleanup = useServer(
   {
     schema,
@@ -316,6 +341,12 @@ const wsCleanup = useServer(
     context: (ctx) => ({
       viewer: userFromAuthorization(ctx.connectionParams?.authorization),
     }),
+    onSubscribe: () => {
+      stats.subscribers += 1;
+    },
+    onComplete: () => {
+      stats.subscribers -= 1;
+    },
   },
   wsServer,
 );
