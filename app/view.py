@@ -6,6 +6,7 @@ asking, and how); the schema then makes a fresh ``Ctx`` for every execution.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -125,6 +126,13 @@ class GraphQLView(GraphQL[TransportContext, None]):
                 if not self._connections_per_user[user_id]:
                     del self._connections_per_user[user_id]
 
+    def decode_json(self, data: str | bytes) -> object:
+        # Bytes that are not UTF-8 are malformed JSON too: a 400, not a 500.
+        try:
+            return super().decode_json(data)
+        except UnicodeDecodeError as exc:
+            raise json.JSONDecodeError(f"not UTF-8: {exc.reason}", "", 0) from exc
+
     def encode_json(self, data: object) -> str:
         return encoded_next(data) or orjson.dumps(data).decode()
 
@@ -182,13 +190,13 @@ class GraphQLView(GraphQL[TransportContext, None]):
 
     async def on_ws_connect(self, context: TransportContext) -> None:
         params = context.connection_params or {}
-        authorization = params.get("authorization") or params.get("Authorization")
-        if authorization is None:
+        authorization = params.get("authorization", params.get("Authorization"))
+        if not authorization:
             return None  # anonymous: only public operations will answer
         await context.authenticate(authorization)
-        if context.auth_error is not None:
-            raise ConnectionRejectionError({"message": context.auth_error.message})
-        assert context.viewer is not None
+        if context.auth_error is not None or context.viewer is None:
+            message = context.auth_error.message if context.auth_error else "Invalid token"
+            raise ConnectionRejectionError({"message": message})
         user_id = context.viewer.user_id
         limit = context.services.settings.max_connections_per_user
         if self._connections_per_user.get(user_id, 0) >= limit:

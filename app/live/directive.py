@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
 from graphql import (
     DirectiveLocation,
+    DirectiveNode,
     DocumentNode,
     GraphQLArgument,
     GraphQLBoolean,
@@ -22,9 +23,12 @@ from graphql import (
     GraphQLInt,
     OperationDefinitionNode,
     OperationType,
+    VariableNode,
     parse,
 )
-from graphql.execution.values import get_directive_values
+from graphql.utilities import value_from_ast_untyped
+
+from app.errors import BadUserInput
 
 LIVE_DIRECTIVE = GraphQLDirective(
     name="live",
@@ -76,14 +80,42 @@ def live_request(
     node = next((d for d in operation.directives or () if d.name.value == "live"), None)
     if node is None:
         return None
-    try:
-        values = get_directive_values(LIVE_DIRECTIVE, operation, cast(Any, variables or {}))
-    except GraphQLError:
-        # A bad argument: let validation report it as a normal (non-live) error.
+    enabled = _argument(node, "if", variables, bool, default=True)
+    if not enabled:
         return None
-    if values is None or not values.get("if", True):
-        return None
-    return LiveRequest(throttle_ms=max(0, int(values.get("throttle") or 0)))
+    throttle = _argument(node, "throttle", variables, int, default=0)
+    return LiveRequest(throttle_ms=max(0, throttle or 0))
+
+
+def _argument(
+    node: DirectiveNode,
+    name: str,
+    variables: dict[str, Any] | None,
+    kind: type[Any],
+    *,
+    default: Any,
+) -> Any:
+    """One ``@live`` argument, literal or from a variable, checked against its type.
+
+    Validation has not run yet when this is asked (it decides whether the operation
+    streams at all), so a value of the wrong type is answered here, as bad input.
+    """
+    argument = next((a for a in node.arguments or () if a.name.value == name), None)
+    if argument is None:
+        return default
+    if isinstance(argument.value, VariableNode):
+        value = (variables or {}).get(argument.value.name.value, default)
+    else:
+        value = value_from_ast_untyped(argument.value)
+    if value is None:
+        return default
+    wrong_type = not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+    if wrong_type or (kind is int and not 0 <= value < 2**31):
+        raise BadUserInput.field(f"@live({name}:)", f"must be {LIVE_TYPES[kind]}")
+    return value
+
+
+LIVE_TYPES = {bool: "a Boolean", int: "an Int from 0 to 2147483647"}
 
 
 def operation_type(query: str | None, operation_name: str | None) -> OperationType | None:

@@ -9,6 +9,7 @@ mutation's result waits until that connection's live queries reflect its version
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any, cast
 
@@ -71,7 +72,7 @@ class LiveSchema(strawberry.Schema):
             )
         finally:
             if ctx is not context_value:
-                await ctx.close()
+                await _close(ctx)
         _stamp_version(result, ctx)
         return result
 
@@ -86,7 +87,7 @@ class LiveSchema(strawberry.Schema):
                 (OperationType.QUERY,),
             )
         finally:
-            await ctx.close()
+            await _close(ctx)
         return result, ctx.reads
 
     # -- streams -----------------------------------------------------------------------
@@ -118,7 +119,10 @@ class LiveSchema(strawberry.Schema):
         limited = await _ws_rate_limit(context_value)
         if limited is not None:
             return _once(limited)
-        live = live_request(query, operation_name, variable_values)
+        try:
+            live = live_request(query, operation_name, variable_values)
+        except AppError as exc:
+            return _once(_error(exc.message, exc.extensions))
         if live is not None and query is not None:
             return self._live(
                 query, variable_values, context_value, operation_name, live.throttle_ms
@@ -147,7 +151,7 @@ class LiveSchema(strawberry.Schema):
                     _stamp_version(result, ctx)
                 yield result
         finally:
-            await ctx.close()
+            await _close(ctx)
 
     def _validate(self, query: str) -> list[GraphQLError]:
         errors = self._validated.get(query)
@@ -215,6 +219,21 @@ async def _ws_rate_limit(transport: Any) -> ExecutionResult | None:
         "Too many operations on this connection; slow down",
         {"code": RATE_LIMITED, "retryAfter": round(wait, 3)},
     )
+
+
+async def _close(ctx: Ctx) -> None:
+    """Close an execution's read session even if the operation is being cancelled.
+
+    A client completing an operation as it finishes cancels its task; a cancelled
+    close would abandon the pooled connection mid-rollback. The close is shielded and
+    the cancellation re-raised once it is done.
+    """
+    closing = asyncio.ensure_future(ctx.close())
+    try:
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        await asyncio.wait([closing])
+        raise
 
 
 async def _once(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None]:
