@@ -15,7 +15,9 @@ from typing import Any
 
 from graphql import GraphQLError
 from sqlalchemy.exc import IntegrityError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import ParserCache, SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from app.errors import (
     BAD_USER_INPUT,
@@ -27,6 +29,10 @@ from app.errors import (
 )
 
 log = logging.getLogger("app.errors")
+
+# Strawberry's own "the request itself is wrong" errors (no query, an operation that is
+# not in the document or not allowed here): the client's mistake, not ours.
+REQUEST_ERRORS = (MissingQueryError, InvalidOperationTypeError, CannotGetOperationTypeError)
 
 
 def _code_for_plain(error: GraphQLError) -> str:
@@ -49,6 +55,8 @@ def format_error(error: GraphQLError, request_id: str | None = None) -> GraphQLE
         message = original.message
     elif isinstance(original, IntegrityError):
         extensions, message = {"code": CONFLICT}, "Conflicts with existing data"
+    elif isinstance(original, REQUEST_ERRORS):
+        extensions, message = {"code": BAD_USER_INPUT}, str(original) or error.message
     elif original is None or isinstance(original, GraphQLError):
         extensions, message = {"code": _code_for_plain(error)}, error.message
     else:

@@ -30,6 +30,9 @@ from strawberry.subscriptions import (
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
     GRAPHQL_WS_PROTOCOL,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.types.unset import UNSET
 
 from app.auth import Viewer, bearer
@@ -84,7 +87,41 @@ class TransportContext:
         )
 
 
+def malformed(message: object) -> str | None:
+    """Why a graphql-transport-ws message does not have the protocol's shape, if it doesn't.
+
+    Strawberry's handler expects the shape and crashes (an abnormal close) on a list,
+    a string, a payload that is not an object or an id that is not a string; the
+    protocol's answer to all of these is close 4400.
+    """
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "A message must be an object with a string type"
+    kind = message["type"]
+    if kind in ("subscribe", "complete") and not isinstance(message.get("id"), str):
+        return "An operation id must be a string"
+    if kind == "subscribe":
+        payload = message.get("payload")
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return "A subscribe payload must be an object with a query string"
+        if not isinstance(payload.get("variables") or {}, dict):
+            return "Variables must be an object"
+        if not isinstance(payload.get("operationName") or "", str):
+            return "An operation name must be a string"
+    return None
+
+
+class CheckedTransportWSHandler(BaseGraphQLTransportWSHandler[TransportContext, None]):
+    async def handle_message(self, message: Any) -> None:
+        problem = malformed(message)
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        await super().handle_message(message)
+
+
 class GraphQLView(GraphQL[TransportContext, None]):
+    graphql_transport_ws_handler_class = CheckedTransportWSHandler
+
     def __init__(
         self,
         schema: LiveSchema,
@@ -133,8 +170,19 @@ class GraphQLView(GraphQL[TransportContext, None]):
         except UnicodeDecodeError as exc:
             raise json.JSONDecodeError(f"not UTF-8: {exc.reason}", "", 0) from exc
 
+    def parse_json(self, data: str | bytes) -> Any:
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return parsed
+
     def encode_json(self, data: object) -> str:
-        return encoded_next(data) or orjson.dumps(data).decode()
+        try:
+            return encoded_next(data) or orjson.dumps(data).decode()
+        except orjson.JSONEncodeError:
+            # A lone surrogate (echoed from bad input into an error message): orjson
+            # refuses it, the standard encoder escapes it.
+            return json.dumps(data)
 
     async def parse_http_body(self, request: Any) -> Any:
         """Stream only what streams: a query or mutation answers with JSON.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -289,7 +290,7 @@ class LiveEngine:
     ) -> AsyncIterator[ExecutionResult]:
         base: BaseKey = (
             query,
-            orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS).decode(),
+            _variables_key(variables),
             operation_name,
             throttle_ms,
         )
@@ -324,6 +325,14 @@ class LiveEngine:
         if self.epochs.get(viewer.user_id, viewer.token_epoch) > viewer.token_epoch:
             return _ended("Token revoked")
         return None
+
+
+def _variables_key(variables: dict[str, Any] | None) -> str:
+    try:
+        return orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        # Integers beyond 64 bits (a Float variable may carry one): the slower encoder.
+        return json.dumps(variables or {}, sort_keys=True, default=repr)
 
 
 def _nothing() -> None:

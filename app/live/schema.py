@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import strawberry
 from graphql import GraphQLError, validate
+from graphql.execution.values import get_variable_values
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
@@ -23,7 +24,7 @@ from app.context import Ctx
 from app.errors import FORBIDDEN, RATE_LIMITED, AppError
 from app.errors_format import format_errors
 from app.live.cohort import Cohort
-from app.live.directive import LIVE_DIRECTIVE, live_request, parse_cached
+from app.live.directive import LIVE_DIRECTIVE, find_operation, live_request, parse_cached
 from app.live.readset import ReadSet
 from app.schema.limits import ALL_RULES
 
@@ -164,6 +165,19 @@ class LiveSchema(strawberry.Schema):
             self._validated[query] = errors
         return errors
 
+    def _variable_errors(
+        self, query: str, operation_name: str | None, variables: dict[str, Any] | None
+    ) -> list[GraphQLError]:
+        """Variables that do not coerce end a live query before it joins a cohort."""
+        document = parse_cached(query)
+        operation = find_operation(document, operation_name) if document else None
+        if operation is None:
+            return []
+        coerced = get_variable_values(
+            self._schema, operation.variable_definitions or (), variables or {}, max_errors=10
+        )
+        return coerced if isinstance(coerced, list) else []
+
     def _live(
         self,
         query: str,
@@ -175,6 +189,8 @@ class LiveSchema(strawberry.Schema):
         """The subscriber's own result iterator, handed to the transport as it is:
         no wrapping generator on the path every delivery takes."""
         errors = self._validate(query)
+        if not errors:
+            errors = self._variable_errors(query, operation_name, variables)
         if errors:
             return _once(PreExecutionError(data=None, errors=format_errors(errors)))
         ctx = self._fresh(transport)

@@ -54,8 +54,16 @@ class SignInInput:
     password: str = strawberry.field(description="Password.")
 
 
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
 def _check_sign_up(data: SignUpInput) -> None:
-    problems: list[dict[str, str]] = []
+    problems: list[dict[str, str]] = [
+        {"path": f"input.{name}", "message": "must not contain NUL characters"}
+        for name in ("email", "password", "name", "workspaceName", "inviteCode")
+        if "\x00" in (getattr(data, _snake(name)) or "")
+    ]
     if not EMAIL.match(data.email) or len(data.email) > 254:
         problems.append({"path": "input.email", "message": "not an email address"})
     if not MIN_PASSWORD <= len(data.password) <= MAX_PASSWORD:

@@ -192,6 +192,14 @@ def validate_input(model: type[SQLModel], spec: Input, value: Any, arg: str) -> 
         for name in spec.fields
         if getattr(value, name, strawberry.UNSET) is not strawberry.UNSET
     }
+    fields_with_nul = [
+        {"path": f"{arg}.{_camel(name)}", "message": "must not contain NUL characters"}
+        for name, value in data.items()
+        if isinstance(value, str) and "\x00" in value
+    ]
+    if fields_with_nul:
+        # PostgreSQL cannot store NUL in text; no database should be asked to.
+        raise BadUserInput(f"Invalid {arg}", fields_with_nul)
     try:
         checked = validator.model_validate(data)
     except pydantic.ValidationError as exc:
