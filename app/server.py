@@ -152,6 +152,10 @@ def create_app(
         # collector's scans, so full collections stay short under many live queries.
         gc.collect()
         gc.freeze()
+        # Live subscriptions are many long-lived objects: a full collection walking all
+        # of them stalls every delivery. Young collections stay frequent; full ones,
+        # which find little in a server that holds no cycles on purpose, become rare.
+        gc.set_threshold(50_000, 20, 100)
         if demo:
             from app.demo import DEMO_EMAIL, DEMO_PASSWORD, seed
 
