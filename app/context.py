@@ -60,6 +60,13 @@ def parse_id(value: object) -> int | None:
     return None
 
 
+def found(model: type[ModelT], ident: object, row: ModelT | None) -> ModelT:
+    """The row, or NOT_FOUND: absent and in another workspace look the same."""
+    if row is None:
+        raise NotFound(model.__name__, ident)
+    return row
+
+
 class Ctx:
     def __init__(
         self,
@@ -120,10 +127,7 @@ class Ctx:
         return row
 
     async def fetch(self, model: type[ModelT], ident: object) -> ModelT:
-        row = await self.get(model, ident)
-        if row is None:
-            raise NotFound(model.__name__, ident)
-        return row
+        return found(model, ident, await self.get(model, ident))
 
     async def page(
         self,
@@ -216,10 +220,7 @@ class Tx:
         return row
 
     async def fetch(self, model: type[ModelT], ident: object) -> ModelT:
-        row = await self.get(model, ident)
-        if row is None:
-            raise NotFound(model.__name__, ident)
-        return row
+        return found(model, ident, await self.get(model, ident))
 
     async def first(self, statement: SelectOfScalar[Any]) -> Any:
         return (await self.session.exec(statement)).first()
