@@ -51,12 +51,17 @@ class Services:
     drain: Drain
 
 
+# Primary keys are INTEGER columns: PostgreSQL refuses a larger bound parameter outright.
+MAX_ID = 2**31 - 1
+
+
 def parse_id(value: object) -> int | None:
     """A GraphQL ``ID`` as a primary key; anything else identifies nothing."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
-        return int(value)
+        return value if 0 < value <= MAX_ID else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        number = int(value)
+        return number if 0 < number <= MAX_ID else None
     return None
 
 

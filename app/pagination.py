@@ -93,6 +93,9 @@ def decode_cursor(model: type[SQLModel], cursor: str) -> list[Any]:
         values = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(values, list) or len(values) != len(keys):
             raise ValueError("wrong shape")
+        # A forged cursor must not reach the database as a value its columns refuse.
+        if any(isinstance(v, int) and not -(2**31) <= v < 2**31 for v in values):
+            raise ValueError("out of range")
         return [_decode_value(v) for v in values]
     except (ValueError, binascii.Error, orjson.JSONDecodeError, TypeError) as exc:
         raise BadUserInput.field("after", "not a cursor from this list") from exc

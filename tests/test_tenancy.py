@@ -181,3 +181,23 @@ async def test_new_rows_are_stamped_with_the_session_workspace(
 
     channel, _ = await transact(server.services.db, create, workspace_id=b_ws, retries=0)
     assert channel.workspace_id == b_ws
+
+
+async def test_an_id_beyond_the_key_range_is_not_found(server: Server) -> None:
+    """PostgreSQL keys are 32-bit: a larger ID identifies nothing, it is no error."""
+    from tests.harness import GraphQLErrors
+
+    alice = await server.sign_up("alice")
+    for ident in ("2147483648", "99999999999999999", "0"):
+        data = await server.gql("query($id: ID!) { channel(id: $id) { id } }", {"id": ident}, alice)
+        assert data["channel"] is None
+        try:
+            await server.gql(
+                "query($id: ID!) { messages(channelId: $id) { edges { cursor } } }",
+                {"id": ident},
+                alice,
+            )
+        except GraphQLErrors as exc:
+            assert exc.codes == ["NOT_FOUND"]
+        else:
+            raise AssertionError("a channel that cannot exist was found")
