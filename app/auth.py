@@ -1,4 +1,4 @@
-"""Passwords (argon2id) and tokens (JWT, HS256 pinned, with expiry and issuer).
+"""Tokens (JWT, HS256 pinned, with expiry and issuer); passwords are in ``app.passwords``.
 
 A token carries the user's ``token_epoch``; signing out everywhere bumps the epoch, which
 revokes every token issued before it, live queries included (they re-check on each run).
@@ -6,13 +6,15 @@ revokes every token issued before it, live queries included (they re-check on ea
 
 from __future__ import annotations
 
+import enum
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.errors import Unauthenticated
 
@@ -20,29 +22,35 @@ ALGORITHM = "HS256"
 # Where a user's token epoch lives: the live engine watches it in change events.
 EPOCH_TABLE = "user"
 EPOCH_COLUMN = "token_epoch"
-_hasher = PasswordHasher()
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+class Scope(enum.IntEnum):
+    """How widely one execution of a live query may be shared, from widest to narrowest.
+
+    A cohort runs as a principal of its scope. Reading what the principal does not have
+    (who the user is, or anything about the token) is observed, and moves the query to
+    the narrower scope: its result is never shared wider than what it read.
+    """
+
+    TENANT = 0  # every member of the workspace: only the workspace was read
+    USER = 1  # one user, whatever token: the user id was read
+    TOKEN = 2  # one token: its epoch, expiry or claims were read
 
 
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+Probe = Callable[[Scope], None]
+NEVER = math.inf
 
 
 class Viewer:
     """Who is asking: the identity every read and write is authorized as.
 
-    Reading ``user_id`` can be observed (``probed``): a live query whose execution never
-    asks who the user is, only which workspace (which tenancy does), can share one
-    execution among every member of the workspace.
+    Reads of the identity can be observed (``probed``): ``workspace_id`` is the tenant
+    scope and free to read; ``user_id`` probes ``Scope.USER``; ``token_epoch``,
+    ``expires_at`` and ``claims`` probe ``Scope.TOKEN``. ``expired`` is not an identity
+    read: each subscriber's own expiry is checked before each delivery.
     """
 
-    __slots__ = ("_probe", "_user_id", "expires_at", "token_epoch", "workspace_id")
+    __slots__ = ("_claims", "_expires_at", "_probe", "_token_epoch", "_user_id", "workspace_id")
 
     def __init__(
         self,
@@ -50,38 +58,96 @@ class Viewer:
         workspace_id: int,
         token_epoch: int,
         expires_at: float,
-        probe: Callable[[], None] | None = None,
+        probe: Probe | None = None,
+        claims: Mapping[str, Any] | None = None,
     ) -> None:
         self._user_id = user_id
         self.workspace_id = workspace_id
-        self.token_epoch = token_epoch
-        self.expires_at = expires_at
+        self._token_epoch = token_epoch
+        self._expires_at = expires_at
         self._probe = probe
+        self._claims: Mapping[str, Any] = MappingProxyType(dict(claims or {}))
+
+    @classmethod
+    def principal(cls, scope: Scope, of: Viewer) -> Viewer:
+        """Who a cohort of ``scope`` runs as: what that scope shares, and never expires.
+
+        A tenant principal has no user (id 0) and a user principal no token; any read of
+        what they lack is probed, so the cohort moves to the narrower scope before its
+        result is shared.
+        """
+        if scope is Scope.TENANT:
+            return cls(0, of.workspace_id, 0, NEVER)
+        if scope is Scope.USER:
+            return cls(of._user_id, of.workspace_id, 0, NEVER)
+        return of
 
     @property
     def user_id(self) -> int:
         if self._probe is not None:
-            self._probe()
+            self._probe(Scope.USER)
         return self._user_id
 
     @property
+    def token_epoch(self) -> int:
+        if self._probe is not None:
+            self._probe(Scope.TOKEN)
+        return self._token_epoch
+
+    @property
+    def expires_at(self) -> float:
+        if self._probe is not None:
+            self._probe(Scope.TOKEN)
+        return self._expires_at
+
+    @property
+    def claims(self) -> Mapping[str, Any]:
+        """Every claim of the token (a role, an email...), read-only."""
+        if self._probe is not None:
+            self._probe(Scope.TOKEN)
+        return self._claims
+
+    @property
     def expired(self) -> bool:
-        return time.time() >= self.expires_at
+        return time.time() >= self._expires_at
 
-    def probed(self, probe: Callable[[], None]) -> Viewer:
-        """The same viewer, calling ``probe`` whenever its user id is read."""
-        return Viewer(self._user_id, self.workspace_id, self.token_epoch, self.expires_at, probe)
+    def scope_id(self, scope: Scope) -> Hashable:
+        """What identifies this viewer's cohort at ``scope`` (never probed)."""
+        if scope is Scope.TENANT:
+            return self.workspace_id
+        if scope is Scope.USER:
+            return (self.workspace_id, self._user_id)
+        return (self.workspace_id, self._user_id, self._token_epoch, self._expires_at)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Viewer) and (
+    def probed(self, probe: Probe) -> Viewer:
+        """The same viewer, calling ``probe`` whenever a narrower identity is read."""
+        return Viewer(
             self._user_id,
             self.workspace_id,
-            self.token_epoch,
-            self.expires_at,
-        ) == (other._user_id, other.workspace_id, other.token_epoch, other.expires_at)
+            self._token_epoch,
+            self._expires_at,
+            probe,
+            self._claims,
+        )
+
+    def unprobed(self) -> Viewer:
+        return Viewer(
+            self._user_id,
+            self.workspace_id,
+            self._token_epoch,
+            self._expires_at,
+            None,
+            self._claims,
+        )
+
+    def _identity(self) -> tuple[int, int, int, float]:
+        return (self._user_id, self.workspace_id, self._token_epoch, self._expires_at)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Viewer) and self._identity() == other._identity()
 
     def __hash__(self) -> int:
-        return hash((self._user_id, self.workspace_id, self.token_epoch))
+        return hash(self._identity())
 
     def __repr__(self) -> str:
         return f"Viewer(user_id={self._user_id}, workspace_id={self.workspace_id})"
@@ -119,6 +185,7 @@ class TokenService:
                 workspace_id=int(claims["ws"]),
                 token_epoch=int(claims.get("ep", 0)),
                 expires_at=float(claims["exp"]),
+                claims=claims,
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("Token expired") from exc

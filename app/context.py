@@ -22,13 +22,15 @@ from app.auth import TokenService, Viewer
 from app.database import Database
 from app.dataloaders.loaders import Loaders, pk_name, recorded, table_name
 from app.errors import NotFound, Unauthenticated
-from app.live import capture
+from app.live import capture, changelog
 from app.live.capture import to_scalar
+from app.live.changes import ChangeBatch
 from app.live.readset import ReadSet
 from app.live.recording import READS_KEY
 from app.pagination import Connection
 from app.schema.base import TenantScoped
 from app.settings import Settings
+from app.uncancelled import uncancelled
 
 if TYPE_CHECKING:
     from app.live.engine import LiveEngine
@@ -81,13 +83,15 @@ class Ctx:
         request_id: str | None = None,
         connection: Any = None,
         auth_error: Exception | None = None,
+        reads: ReadSet | None = None,
     ) -> None:
         self.services = services
         self.viewer = viewer
         self.auth_error = auth_error
         self.request_id = request_id or uuid.uuid4().hex[:16]
         self.connection = connection
-        self.reads = ReadSet()
+        # Recorded as it reads; a live run passes its own, kept if the execution fails.
+        self.reads = reads if reads is not None else ReadSet()
         self.version: int | None = None
         self._session: AsyncSession | None = None
         # One AsyncSession cannot run two statements at once; loaders dispatch together.
@@ -110,8 +114,13 @@ class Ctx:
         return self.viewer
 
     async def session(self) -> AsyncSession:
+        """This execution's read session: one snapshot, from its first read until closed.
+
+        Opened on the first read, so a live run's snapshot is never older than the
+        version it recorded before executing; ``refresh_snapshot`` closes it.
+        """
         if self._session is None:
-            session = self.services.db.read_session()
+            session = await self.services.db.snapshot_session()
             if self.viewer is not None:
                 tenancy.scope(session.sync_session, self.viewer.workspace_id)
             session.sync_session.info[READS_KEY] = self.reads
@@ -119,10 +128,23 @@ class Ctx:
         return self._session
 
     async def rows(self, statement: SelectOfScalar[Any]) -> Sequence[Any]:
-        """Run one SELECT on this execution's snapshot."""
+        """Run one SELECT on this execution's snapshot (to its end, even if cancelled)."""
         async with self._lock:
-            session = await self.session()
-            return (await session.exec(statement)).all()
+            return await uncancelled(self._rows(statement))
+
+    async def _rows(self, statement: SelectOfScalar[Any]) -> Sequence[Any]:
+        session = await self.session()
+        return (await session.exec(statement)).all()
+
+    async def snapshot_version(self) -> int:
+        """The change-log version this execution's snapshot reflects; read first, it
+        also fixes the snapshot."""
+        async with self._lock:
+            return await uncancelled(self._snapshot_version())
+
+    async def _snapshot_version(self) -> int:
+        session = await self.session()
+        return await changelog.current_version(await session.connection())
 
     async def get(self, model: type[ModelT], ident: object) -> ModelT | None:
         key = parse_id(ident)
@@ -169,21 +191,32 @@ class Ctx:
     async def transact(self, body: Callable[[Tx], Awaitable[T]], *, unscoped: bool = False) -> T:
         """Run ``body`` in one write transaction; after COMMIT, publish its changes.
 
-        Scoped to the viewer's workspace unless ``unscoped`` (sign-up only).
+        Scoped to the viewer's workspace unless ``unscoped`` (sign-up only). A write
+        that has started finishes whole even if its operation is cancelled (a client
+        completing it, or going away): the change is applied to this process's live
+        queries at once after COMMIT; only the answer is lost.
         """
         from app.transaction import transact
 
         workspace = None if unscoped else self.require_viewer().workspace_id
-        async with self.services.drain.track():
-            result, batch = await transact(
-                self.services.db,
-                body,
-                workspace_id=workspace,
-                retries=self.settings.transaction_retries,
-            )
+        services = self.services
+
+        async def write() -> tuple[T, ChangeBatch | None]:
+            async with services.drain.track():
+                result, batch = await transact(
+                    services.db,
+                    body,
+                    workspace_id=workspace,
+                    retries=self.settings.transaction_retries,
+                )
+                if batch is not None:
+                    services.live.committed(batch)
+            return result, batch
+
+        task = services.drain.keep(asyncio.ensure_future(write()))
+        result, batch = await asyncio.shield(task)
         if batch is not None:
             self.version = batch.version
-            await self.services.live.committed(batch)
         await self.refresh_snapshot()
         return result
 
@@ -201,9 +234,12 @@ class Ctx:
         self.loaders = Loaders(self.rows, self.reads)
 
     async def close(self) -> None:
+        # Fresh loaders: the execution (a reference cycle in graphql-core) may outlive
+        # this call until a full collection; what it loaded should not.
+        self.loaders = Loaders(self.rows, self.reads)
         if self._session is not None:
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            await session.close()
 
 
 class Tx:

@@ -3,15 +3,20 @@
 SQLite runs in WAL mode with one writer: writes take ``BEGIN IMMEDIATE`` on a single
 pooled connection, so a read-then-write never races another writer (a deferred BEGIN
 would fail with "database is locked" or lose an update), while reads use their own
-connections and see a consistent snapshot for the whole of one execution.
+connections. A read session is one deferred transaction: in WAL mode its snapshot is
+taken at its first read and held until it closes.
 
-PostgreSQL runs READ COMMITTED with a statement timeout; write paths lock the rows they
-read (``FOR UPDATE``) and the change-log clock orders commits (see ``app.live.changelog``).
+PostgreSQL writes run READ COMMITTED with a statement timeout; write paths lock the rows
+they read (``FOR UPDATE``) and the change-log clock orders commits (see
+``app.live.changelog``). An execution's reads run in one REPEATABLE READ, READ ONLY
+transaction: READ COMMITTED would take a new snapshot per statement, so two nesting
+levels of one query could see different commits. Either way the snapshot starts at the
+first read, never earlier than the session's creation.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,12 @@ from app.sessions import AppSession
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 READ_POOL_SIZE = 8
+# One snapshot for every statement of a read session (PostgreSQL; SQLite's deferred
+# BEGIN in WAL mode already gives one).
+SNAPSHOT_OPTIONS: Mapping[str, Any] = {
+    "isolation_level": "REPEATABLE READ",
+    "postgresql_readonly": True,
+}
 
 
 def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
@@ -91,6 +102,23 @@ class Database:
         return AsyncSession(
             self.read_engine, sync_session_class=AppSession, expire_on_commit=False, autoflush=False
         )
+
+    async def snapshot_session(self) -> AsyncSession:
+        """A read session whose reads all see one snapshot, taken at its first read.
+
+        Its connection is taken now, with the options set before its transaction begins;
+        the snapshot itself starts with the first statement, on both databases.
+        """
+        session = self.read_session()
+        if self.is_sqlite:
+            return session
+        try:
+            await session.connection(execution_options=SNAPSHOT_OPTIONS)
+        except BaseException:
+            # No pooled connection may be left checked out by a session nobody holds.
+            await session.close()
+            raise
+        return session
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from app.auth import hash_password
 from app.context import Ctx, Services, Tx
+from app.passwords import hash_password
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 from app.schema.models.user import User
@@ -26,17 +26,23 @@ async def seed(services: Services) -> str:
 
     user = await ctx.transact(find, unscoped=True)
     if user is None:
-        user = await ctx.transact(_create, unscoped=True)
+        # Hashed before the transaction, off the event loop: neither the writer lock
+        # nor other clients wait on the KDF.
+        password_hash = await hash_password(DEMO_PASSWORD)
+
+        async def create(tx: Tx) -> User:
+            return await _create(tx, password_hash)
+
+        user = await ctx.transact(create, unscoped=True)
     assert user.id is not None
     return services.tokens.issue(user.id, user.workspace_id, user.token_epoch)
 
 
-async def _create(tx: Tx) -> User:
+async def _create(tx: Tx, password: str) -> User:
     workspace = Workspace(name="Demo team")
     tx.add(workspace)
     await tx.flush()
     assert workspace.id is not None
-    password = hash_password(DEMO_PASSWORD)
     demo = User(workspace_id=workspace.id, email=DEMO_EMAIL, name="Demo", password_hash=password)
     friend = User(
         workspace_id=workspace.id, email=FRIEND_EMAIL, name="Friend", password_hash=password

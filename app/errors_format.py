@@ -16,7 +16,7 @@ from typing import Any
 from graphql import GraphQLError
 from sqlalchemy.exc import IntegrityError
 from strawberry.exceptions import MissingQueryError
-from strawberry.extensions import ParserCache, SchemaExtension
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from app.errors import (
@@ -69,15 +69,25 @@ def format_error(error: GraphQLError, request_id: str | None = None) -> GraphQLE
         )
         extensions = {"code": INTERNAL, "requestId": request_id}
         message = "Internal server error"
-    return GraphQLError(
-        message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        original_error=None,
-        extensions=extensions,
-    )
+    return derived(error, message, extensions)
+
+
+def derived(
+    error: GraphQLError,
+    message: str,
+    extensions: dict[str, Any] | None,
+    original_error: Exception | None = None,
+) -> GraphQLError:
+    """``error`` with another message or extensions, and its locations as they are.
+
+    GraphQLError computes locations from positions by scanning the document's text up to
+    each one: on a large document, milliseconds for every copy of every error.
+    """
+    copy = GraphQLError(message, path=error.path, original_error=original_error)
+    copy.extensions = extensions
+    copy.nodes, copy.source = error.nodes, error.source
+    copy.positions, copy.locations = error.positions, error.locations
+    return copy
 
 
 def format_errors(
@@ -130,24 +140,4 @@ class ErrorCodes(SchemaExtension):
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
         self._process(result)
-        yield
-
-
-class ParseErrorsAsResults(ParserCache):
-    """``ParserCache`` that lets a syntax error reach the client as a coded result.
-
-    Strawberry's ``ParserCache`` parses in its ``on_parse`` hook, outside Strawberry's own
-    handling of parse errors: a syntax error then unwinds every extension, ``ErrorCodes``
-    included, and leaves without ``extensions.code``. On an error the document is left
-    unparsed here, so Strawberry parses it again itself and reports the error normally.
-    """
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        try:
-            context.graphql_document = self.cached_parse_document(
-                context.query, **context.parse_options
-            )
-        except GraphQLError:
-            context.graphql_document = None
         yield

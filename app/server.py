@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from cross_web import HTTPException
-from slowapi.errors import RateLimitExceeded
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -24,16 +23,20 @@ from starlette.responses import (
 )
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from strawberry.types import ExecutionResult
 
-from app.auth import TokenService
+from app.auth import TokenService, Viewer
 from app.context import Ctx, Services
 from app.database import Database
 from app.errors import BAD_USER_INPUT
 from app.live import changelog
+from app.live.cohort import Cohort
 from app.live.engine import LiveEngine
+from app.live.readset import ReadSet
 from app.live.schema import LiveSchema
-from app.ratelimit import RateLimits, http_limiter, rate_limited_response
+from app.ratelimit import HttpLimit, RateLimits, rate_limited_response, with_rate_limit_headers
 from app.schema.build import build_schema
+from app.schema.registry import RESOLVER_PACKAGES
 from app.schema.sync import apply_sync
 from app.settings import Settings
 from app.shutdown import Drain, Sockets
@@ -56,6 +59,8 @@ async def start_services(
         settings.max_pending_batches,
         settings.slow_consumer_timeout_s,
         settings.changelog_retention,
+        max_per_connection=settings.live_max_per_connection,
+        max_per_user=settings.max_live_per_user,
     )
     services = Services(
         settings=settings,
@@ -66,8 +71,8 @@ async def start_services(
         drain=Drain(),
     )
 
-    async def execute(cohort: Any, viewer: Any) -> Any:
-        return await schema.execute_live(cohort, Ctx(services, viewer))
+    async def execute(cohort: Cohort, viewer: Viewer, reads: ReadSet) -> ExecutionResult:
+        return await schema.execute_live(cohort, Ctx(services, viewer, reads=reads))
 
     live.bind(execute)
     await live.start()
@@ -122,27 +127,32 @@ def _file(path: Path) -> Any:
 
 
 def create_app(
-    settings: Settings | None = None, *, demo: bool = False, public_url: str | None = None
+    settings: Settings | None = None,
+    *,
+    demo: bool = False,
+    public_url: str | None = None,
+    resolver_packages: Sequence[str] = RESOLVER_PACKAGES,
 ) -> Starlette:
     settings = settings or Settings.from_env()
-    schema = build_schema(introspection=settings.introspection)
+    schema = build_schema(resolver_packages=resolver_packages, introspection=settings.introspection)
     ref = ServicesRef()
     sockets = Sockets()
     view = GraphQLView(schema, ref, settings, sockets)
     tokens = token_service(settings)
-    limiter = http_limiter(settings, tokens)
+    http_limit = HttpLimit(tokens)
 
-    @limiter.limit(limiter.http_rule)  # type: ignore[attr-defined]
     async def graphql_http(request: Request) -> Response:
         """GraphQL over HTTP, behind the rate limit and the body size limit."""
-        too_large = await _read_body(request, settings.max_body_bytes)
-        if too_large is not None:
-            return too_large
-        try:
-            response: Response = await view.run(request)
-        except HTTPException as exc:
-            response = PlainTextResponse(exc.reason, status_code=exc.status_code)
-        return response
+        verdict = await http_limit.check(request, ref.get().rate_limits)
+        if verdict is not None and verdict.refused:
+            return rate_limited_response(verdict)
+        response: Response | None = await _read_body(request, settings.max_body_bytes)
+        if response is None:
+            try:
+                response = await view.run(request)
+            except HTTPException as exc:
+                response = PlainTextResponse(exc.reason, status_code=exc.status_code)
+        return with_rate_limit_headers(response, verdict)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -195,7 +205,6 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={RateLimitExceeded: rate_limited_response},
         # Browser pages on the allowed origins may call HTTP too (WebSocket origins are
         # checked by the view); none are allowed by default.
         middleware=[
@@ -208,7 +217,6 @@ def create_app(
             )
         ],
     )
-    app.state.limiter = limiter
     app.state.sockets = sockets
     app.state.schema = schema
     app.state.services = ref

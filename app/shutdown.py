@@ -14,12 +14,13 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.websockets import WebSocket, WebSocketState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 GOING_AWAY = 1001
 DRAIN_TIMEOUT_S = 10.0
@@ -33,6 +34,20 @@ class Drain:
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Writes that outlive their operation (shielded from its cancellation).
+        self._writes: set[asyncio.Future[Any]] = set()
+
+    def keep(self, write: asyncio.Future[T]) -> asyncio.Future[T]:
+        """Hold a reference to a write until it ends, and retrieve its outcome."""
+        self._writes.add(write)
+        write.add_done_callback(self._ended)
+        return write
+
+    def _ended(self, write: asyncio.Future[Any]) -> None:
+        self._writes.discard(write)
+        if not write.cancelled():
+            # Its operation may be gone: the error was answered to nobody, or to it.
+            write.exception()
 
     @asynccontextmanager
     async def track(self) -> AsyncIterator[None]:

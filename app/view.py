@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -22,9 +24,12 @@ from starlette.responses import (
     Response,
 )
 from starlette.websockets import WebSocket
+from starlette.websockets import WebSocketDisconnect as SocketDisconnect
+from starlette.websockets import WebSocketDisconnected as SocketDisconnected
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
@@ -32,20 +37,25 @@ from strawberry.subscriptions import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UNSET
 
 from app.auth import Viewer, bearer
 from app.context import Ctx, Services
-from app.errors import AppError, Unauthenticated
+from app.errors import BAD_USER_INPUT, NOT_FOUND, AppError, Unauthenticated
 from app.live.directive import live_request, operation_type
 from app.live.engine import LiveConnection
 from app.live.frames import encoded_next
 from app.live.schema import LiveSchema
+from app.schema.documents import parse_ahead
 from app.settings import Settings
 from app.shutdown import Sockets
 
 CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
+JSON = "application/json"
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 
 
 @dataclass
@@ -78,12 +88,17 @@ class TransportContext:
         self.viewer = viewer
 
     def new_ctx(self) -> Ctx:
+        viewer, auth_error = self.viewer, self.auth_error
+        if viewer is not None and self.services.live.revoked(viewer):
+            # Signed out everywhere since this connection authenticated: a WebSocket
+            # runs nothing more with that token.
+            viewer, auth_error = None, Unauthenticated("Token revoked")
         return Ctx(
             self.services,
-            self.viewer,
+            viewer,
             request_id=self.request_id,
             connection=self,
-            auth_error=self.auth_error,
+            auth_error=auth_error,
         )
 
 
@@ -116,11 +131,70 @@ class CheckedTransportWSHandler(BaseGraphQLTransportWSHandler[TransportContext, 
         if problem is not None:
             await self.handle_invalid_message(problem)
             return
+        if message["type"] == "subscribe":
+            await parse_ahead(message["payload"]["query"])
         await super().handle_message(message)
+
+    async def run_operation(self, operation: Operation[TransportContext, None]) -> None:
+        try:
+            async with _draining_if_mutation(
+                self.context, operation.query, operation.operation_name
+            ):
+                await super().run_operation(operation)
+        except CLIENT_GONE:
+            # The client went away while a result was on its way: nothing to answer,
+            # and an error kept on the task would hold the connection's state alive.
+            return
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        if isinstance(error, CLIENT_GONE):
+            return  # not a server error (see run_operation)
+        await super().handle_task_exception(error)
+
+
+class CheckedGraphQLWSHandler(BaseGraphQLWSHandler[TransportContext, None]):
+    """The legacy graphql-ws protocol, with large documents parsed off the event loop."""
+
+    async def handle_message(self, message: Any) -> None:
+        if isinstance(message, dict) and message.get("type") == "start":
+            payload = message.get("payload")
+            await parse_ahead(payload.get("query") if isinstance(payload, dict) else None)
+        await super().handle_message(message)
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        try:
+            async with _draining_if_mutation(self.context, query, operation_name):
+                await super().handle_async_results(operation_id, query, operation_name, variables)
+        except CLIENT_GONE:
+            return
+
+
+# A send to a client that has gone: Strawberry's and Starlette's ways of saying so.
+CLIENT_GONE = (WebSocketDisconnected, SocketDisconnect, SocketDisconnected)
+
+
+@asynccontextmanager
+async def _draining_if_mutation(
+    context: TransportContext, query: str | None, operation_name: str | None
+) -> AsyncIterator[None]:
+    """Shutdown waits for a mutation until its result (and "complete") are sent, not
+    only until it commits: the socket closes with 1001 after the answer."""
+    if operation_type(query, operation_name) is not GraphQLOperationType.MUTATION:
+        yield
+        return
+    async with context.services.drain.track():
+        yield
 
 
 class GraphQLView(GraphQL[TransportContext, None]):
     graphql_transport_ws_handler_class = CheckedTransportWSHandler
+    graphql_ws_handler_class = CheckedGraphQLWSHandler
 
     def __init__(
         self,
@@ -151,7 +225,10 @@ class GraphQLView(GraphQL[TransportContext, None]):
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         if not isinstance(request, WebSocket):
-            return await super().run(request, context, root_value)
+            try:
+                return await super().run(request, context, root_value)
+            except HTTPException as exc:
+                return self._refused(exc, request)
         self._sockets.open.add(request)
         try:
             return await super().run(request, context, root_value)
@@ -184,6 +261,39 @@ class GraphQLView(GraphQL[TransportContext, None]):
             # refuses it, the standard encoder escapes it.
             return json.dumps(data)
 
+    def _refused(self, exc: HTTPException, request: Request) -> Response:
+        """Strawberry refuses a malformed request with a plain-text reason; every error
+        here leaves as GraphQL-shaped JSON with a code, and without ``data``."""
+        code = NOT_FOUND if exc.status_code == 404 else BAD_USER_INPUT
+        body = {"errors": [{"message": exc.reason, "extensions": {"code": code}}]}
+        headers = None
+        if exc.status_code == 405:  # a mutation sent with GET, or neither GET nor POST
+            headers = {"allow": "POST" if request.method == "GET" else "GET, POST"}
+        return Response(
+            self.encode_json(body),
+            status_code=exc.status_code,
+            media_type=_response_media_type(request.headers.get("accept", "")),
+            headers=headers,
+        )
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        media_type = sub_response.media_type or JSON
+        if media_type == GRAPHQL_RESPONSE_JSON and _is_request_error(response_data):
+            # GraphQL over HTTP: with this media type, a request that could not execute
+            # (its document does not parse or validate, its variables do not coerce)
+            # is a 400 without ``data``. With application/json it stays a 200.
+            assert isinstance(response_data, dict)
+            response_data = response_data.copy()
+            response_data.pop("data", None)
+            sub_response.status_code = 400
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = media_type
+        return response
+
     async def parse_http_body(self, request: Any) -> Any:
         """Stream only what streams: a query or mutation answers with JSON.
 
@@ -192,10 +302,14 @@ class GraphQLView(GraphQL[TransportContext, None]):
         a client that prefers the stream, get an event stream.
         """
         data = await super().parse_http_body(request)
+        # A large document is parsed off the event loop here; every later look at it
+        # (live? which operation? Strawberry's execution) finds it in the cache.
+        for item in data if isinstance(data, list) else [data]:
+            await parse_ahead(item.query)
         if isinstance(data, GraphQLRequestData) and data.protocol != "http":
             streams = operation_type(data.query, data.operation_name) is (
                 GraphQLOperationType.SUBSCRIPTION
-            ) or live_request(data.query, data.operation_name, data.variables)
+            ) or _is_live(data)
             if not streams and not _prefers_stream(request.headers.get("accept", "")):
                 data.protocol = "http"
         return data
@@ -233,6 +347,8 @@ class GraphQLView(GraphQL[TransportContext, None]):
         if isinstance(request, WebSocket):
             context.live_connection = LiveConnection(close=request.close)
         else:
+            # The response's media type, for create_response (which sees no request).
+            response.media_type = _response_media_type(request.headers.get("accept", ""))
             await context.authenticate(request.headers.get("authorization"))
         return context
 
@@ -252,6 +368,42 @@ class GraphQLView(GraphQL[TransportContext, None]):
         self._connections_per_user[user_id] = self._connections_per_user.get(user_id, 0) + 1
         context.request.state.counted_user = user_id
         return None
+
+
+def _is_live(data: GraphQLRequestData) -> bool:
+    try:
+        return live_request(data.query, data.operation_name, data.variables) is not None
+    except AppError:
+        return True  # a @live argument of the wrong type: the stream answers it, coded
+
+
+def _is_request_error(response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> bool:
+    """No data, and only errors that belong to no field: nothing was executed."""
+    if not isinstance(response_data, dict) or response_data.get("data") is not None:
+        return False
+    errors = response_data.get("errors") or []
+    return bool(errors) and all(isinstance(e, dict) and "path" not in e for e in errors)
+
+
+def _response_media_type(accept: str) -> str:
+    """application/graphql-response+json if the client prefers it, else application/json
+    (also when Accept is missing, as GraphQL over HTTP asks of servers for now)."""
+    ranges: list[tuple[float, str]] = []
+    for part in accept.split(","):
+        media, *params = (p.strip().lower() for p in part.split(";"))
+        quality = next((p[2:] for p in params if p.startswith("q=")), "1")
+        try:
+            ranges.append((float(quality), media))
+        except ValueError:
+            continue
+    for q, media in sorted(ranges, key=lambda r: -r[0]):
+        if q <= 0:
+            break
+        if media == GRAPHQL_RESPONSE_JSON:
+            return GRAPHQL_RESPONSE_JSON
+        if media in (JSON, "application/*", "*/*"):
+            return JSON
+    return JSON
 
 
 def _prefers_stream(accept: str) -> bool:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import uvicorn
@@ -163,8 +166,8 @@ class Server:
 
 
 @asynccontextmanager
-async def running_server(settings: Settings) -> AsyncIterator[Server]:
-    app = create_app(settings)
+async def running_server(settings: Settings, **app_options: Any) -> AsyncIterator[Server]:
+    app = create_app(settings, **app_options)
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws_max_size=1 << 20
@@ -278,3 +281,112 @@ def recording_statements(server: Server) -> Iterator[list[str]]:
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)
+
+
+# -- shutdown and contention --------------------------------------------------------
+
+
+class Shutdown:
+    """Starts a ``running_server``'s shutdown on demand, while the test goes on."""
+
+    def __init__(self, running: AbstractAsyncContextManager[Server]) -> None:
+        self._running = running
+        self.task: asyncio.Task[None] | None = None
+
+    def begin(self) -> asyncio.Task[None]:
+        if self.task is None:
+            self.task = asyncio.create_task(self._stop())
+        return self.task
+
+    async def _stop(self) -> None:
+        await self._running.__aexit__(None, None, None)
+
+
+@asynccontextmanager
+async def stoppable_server(settings: Settings) -> AsyncIterator[tuple[Server, Shutdown]]:
+    """A ``running_server`` whose shutdown the test starts (it is awaited on exit)."""
+    running = running_server(settings)
+    server = await running.__aenter__()
+    shutdown = Shutdown(running)
+    try:
+        yield server, shutdown
+    finally:
+        await shutdown.begin()
+
+
+async def wait_refusing(server: Server, timeout: float) -> None:
+    """Until the server's listening socket is closed: its shutdown has begun."""
+    host, port = server.url.removeprefix("http://").split(":")
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(host, int(port))
+            except (ConnectionRefusedError, ConnectionResetError):
+                # Reset: a connection still in the backlog when the listener closed.
+                return
+            writer.close()
+            await writer.wait_closed()
+            await asyncio.sleep(0.01)
+
+
+class Gate:
+    """A point in server code that holds whoever reaches it until the test releases it."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.arrivals = 0
+        self._arrived = asyncio.Event()
+        self._released = asyncio.Event()
+
+    async def hold(self) -> None:
+        if not self.armed:
+            return
+        self.arrivals += 1
+        self._arrived.set()
+        await self._released.wait()
+
+    async def wait_arrived(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            await self._arrived.wait()
+
+    def release(self) -> None:
+        self._released.set()
+
+
+@asynccontextmanager
+async def server_process(env: dict[str, str], tmp: Path) -> AsyncIterator[Server]:
+    """``python -m app serve`` in its own OS process, with ``env`` added to ours.
+
+    Only its URLs and HTTP helpers are usable: its services live in the other process.
+    """
+    port = free_port()
+    log_path = tmp / f"server-{port}.log"
+    # Blocking calls, both instant: opening a log file and spawning the server.
+    log = open(log_path, "wb")  # noqa: SIM115, ASYNC230 - closed in finally
+    process = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "app", "serve", "--port", str(port), "--log-level", "warning"],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client, asyncio.timeout(30):
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(log_path.read_text())
+                try:
+                    if (await client.get(f"{url}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        yield Server(url, services=cast(Services, None))
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from app import pagination
-from tests.harness import Server, User
+from tests.harness import Server, User, WSClient
 
 # One server per module and database; each test signs up its own workspace.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -23,6 +24,8 @@ def server(shared_server: Server) -> Server:
 
 CHANNELS = "{ channels { edges { node { id } } } }"
 SECRET = "secret internals: password=hunter2"
+# Validating even a pathological document is a matter of milliseconds.
+VALIDATION_TIMEOUT_S = 5.0
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -107,3 +110,59 @@ async def test_conflict_is_not_masked_nor_logged(
     assert error["extensions"]["code"] == "CONFLICT"
     assert name in error["message"]
     assert _error_records(caplog) == []
+
+
+# -- validation: every failure coded, and validation never crashes ------------------------
+
+
+def _chain(length: int) -> str:
+    """Fragments that each spread the next one twice: 2**length paths through them."""
+    chain = [
+        f"fragment F{i} on Query {{ a{i}: __typename ...F{i + 1} ...F{i + 1} }}"
+        for i in range(length)
+    ]
+    return "{ ...F0 }\n" + "\n".join(chain) + f"\nfragment F{length} on Query {{ __typename }}"
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("{ ...Missing }", "Unknown fragment 'Missing'."),
+        ("query { viewer { ...F } }", "Unknown fragment 'F'."),
+        ("query @live { ...Missing }", "Unknown fragment 'Missing'."),
+        ("query($id: ID!) { __typename }", "Variable '$id' is never used."),
+        ("fragment F on Query { ...F } { ...F }", "Cannot spread fragment 'F' within itself."),
+        (_chain(60), f"{2**60 - 1} aliases found. Allowed: 30"),
+    ],
+    ids=["undefined", "undefined-nested", "undefined-live", "unused-variable", "cycle", "chain"],
+)
+async def test_every_validation_failure_is_coded(
+    server: Server, alice: User, query: str, message: str
+) -> None:
+    body = await asyncio.wait_for(server.post(query, user=alice), VALIDATION_TIMEOUT_S)
+    assert body["data"] is None
+    assert message in [e["message"] for e in body["errors"]], body
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"GRAPHQL_VALIDATION_FAILED"}
+
+
+@pytest.mark.parametrize("query", ["{ }", "{ viewer { } }", "query @live { }"])
+async def test_an_empty_selection_set_is_answered(server: Server, alice: User, query: str) -> None:
+    """graphql-core reads and validates an empty selection set; it selects nothing."""
+    body = await server.post(query, user=alice)
+    assert body == {"data": {}} or body == {"data": {"viewer": {}}}, body
+
+
+async def test_variables_that_do_not_coerce_are_bad_user_input(server: Server, alice: User) -> None:
+    body = await server.post("query($id: ID!) { user(id: $id) { id } }", {"id": None}, alice)
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+
+
+async def test_validation_failures_are_coded_over_websocket(server: Server, alice: User) -> None:
+    async with WSClient.connect(server, alice) as client:
+        for query in ("{ ...Missing }", "query @live { ...Missing }", _chain(60)):
+            op = await client.subscribe(query)
+            message = await client.receive_for(op, VALIDATION_TIMEOUT_S)
+            assert message["type"] == "error", message
+            codes = {e["extensions"]["code"] for e in message["payload"]}
+            assert codes == {"GRAPHQL_VALIDATION_FAILED"}, message

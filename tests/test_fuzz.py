@@ -2,11 +2,14 @@
 
 Hypothesis writes GraphQL documents from the schema's own names (random nesting,
 aliases, fragments, directives, arguments of every wrong type, huge ints, unicode) and
-from nothing at all (random text, mangled documents, deep nesting, hundreds of aliases),
-with random variables, and sends them over HTTP POST, HTTP GET and graphql-transport-ws,
-as a user, anonymously and with a garbage token. Whatever arrives:
+from nothing at all (random text, mangled documents, deep nesting, hundreds of aliases,
+empty selection sets, undefined fragments, fragment chains, documents up to ~900 KB far
+over the token limit), with random variables, and sends them over HTTP POST, HTTP GET,
+SSE, graphql-transport-ws and the legacy graphql-ws, as a user, anonymously and with a
+garbage token. Whatever arrives:
 
 - no 5xx, and the process keeps answering (a normal query after every example);
+- every 4xx has a JSON body with coded errors, like every other error;
 - every GraphQL error carries an ``extensions.code`` of the contract, never INTERNAL,
   and nothing is logged at ERROR (a crash the client cannot see is still a crash);
 - on a WebSocket, a well-formed message never closes the connection.
@@ -30,7 +33,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -58,6 +60,8 @@ CODES = {
     "GRAPHQL_VALIDATION_FAILED",
 }
 PROTOCOL = "graphql-transport-ws"
+LEGACY_PROTOCOL = "graphql-ws"
+JSON_TYPES = ("application/json", "application/graphql-response+json")
 ANSWER_TIMEOUT_S = 10.0
 LIVE_GRACE_S = 0.3
 FUZZ = settings(
@@ -199,17 +203,43 @@ many_aliases = st.integers(1, 300).map(
     lambda n: "{ " + " ".join(f"a{i}: __typename" for i in range(n)) + " }"
 )
 many_fields = st.integers(1, 3000).map(lambda n: "{ " + "viewer { id } " * n + "}")
-# An empty selection set ("{ }") and a spread of an undefined fragment crash the depth
-# limiter (see the targeted test below); kept out of the random documents.
-EMPTY_SELECTION = re.compile(r"\{\s*\}")
-SPREAD = re.compile(r"\.\.\.\s*([_A-Za-z]\w*)")
-FRAGMENT = re.compile(r"fragment\s+([_A-Za-z]\w*)")
 
 
-def crashes_the_depth_limiter(document: str) -> bool:
-    spread = {name for name in SPREAD.findall(document) if name != "on"}
-    return bool(EMPTY_SELECTION.search(document) or spread - set(FRAGMENT.findall(document)))
+def _fragment_chain(length: int, spreads: int) -> str:
+    """Fragments that each spread the next one ``spreads`` times (2: exponential paths)."""
+    chain = [
+        f"fragment F{i} on Query {{ a{i}: __typename {f'...F{i + 1} ' * spreads}}}"
+        for i in range(length)
+    ]
+    return "{ ...F0 }\n" + "\n".join(chain) + f"\nfragment F{length} on Query {{ id }}"
 
+
+# Documents that once crashed the depth limit (an empty selection set, a spread of an
+# undefined fragment) or took it exponential time (a fragment chain spread twice).
+limit_breakers = st.one_of(
+    st.sampled_from(
+        [
+            "{ }",
+            "{ viewer { } }",
+            "query @live { }",
+            "{ ...Missing }",
+            "query @live { ...Missing }",
+            "query { viewer { ...F } }",
+            "fragment F on Query { ...G } { ...F }",
+            "fragment F on Query { ...F } { ...F }",
+        ]
+    ),
+    st.builds(_fragment_chain, st.integers(1, 700), st.sampled_from([1, 2])),
+)
+# Up to ~900 KB (under the WebSocket and HTTP body limits), mostly far over the token
+# limit: once parsed whole before any limit, taking seconds each.
+large_documents = st.builds(
+    lambda head, unit, count, tail: head + unit * count + tail,
+    st.sampled_from(["{ ", "query @live { ", "query($t: Int) @live(throttle: $t) { "]),
+    st.sampled_from(["viewer { id } ", "a: __typename ", "# c\n", " ", '"s" ', "...F ", "{ "]),
+    st.integers(1000, 60_000),
+    st.sampled_from(["}", "", "} fragment F on Query { id }"]),
+)
 
 documents = st.one_of(
     structured,
@@ -222,7 +252,9 @@ documents = st.one_of(
     deep,
     many_aliases,
     many_fields,
-).filter(lambda document: not crashes_the_depth_limiter(document))
+    limit_breakers,
+    large_documents,
+)
 
 # -- variables ---------------------------------------------------------------------------
 
@@ -378,9 +410,7 @@ def shaped_requests(draw: st.DrawFn) -> tuple[str, Any]:
     return f"{operation}{signature} {directive} {{ {body} }}", variables
 
 
-requests = st.one_of(
-    shaped_requests(), shaped_requests(), st.tuples(documents, variable_values)
-).filter(lambda request: not crashes_the_depth_limiter(request[0]))
+requests = st.one_of(shaped_requests(), shaped_requests(), st.tuples(documents, variable_values))
 authorizations = st.one_of(
     st.sampled_from(["user", "user", "none"]),
     # Header values as HTTP allows them: printable ASCII, no surrounding whitespace.
@@ -422,14 +452,15 @@ def http_problems(response: httpx.Response) -> list[str]:
     counted(f"HTTP {response.status_code}")
     if response.status_code >= 500:
         return [f"HTTP {response.status_code}: {response.text[:500]}"]
-    if not response.headers.get("content-type", "").startswith("application/json"):
-        # Strawberry refuses a malformed request (no query, variables not an object, an
-        # unknown operationName) with a 4xx and a plain-text reason.
-        if response.status_code == 200:
-            return [f"200 that is not JSON: {response.text[:500]}"]
-        counted("HTTP 4xx plain text")
-        return []
-    return result_problems(response.json())
+    content_type = response.headers.get("content-type", "")
+    if not content_type.startswith(JSON_TYPES):
+        return [f"{response.status_code} that is not JSON: {content_type} {response.text[:500]}"]
+    body = response.json()
+    if response.status_code >= 400 and not (isinstance(body, dict) and "errors" in body):
+        # A refused request (no query, variables not an object, a body that is not JSON)
+        # says why, with a code, like every other error.
+        return [f"{response.status_code} without coded errors: {response.text[:500]}"]
+    return result_problems(body)
 
 
 def client_left(record: logging.LogRecord) -> bool:
@@ -550,6 +581,55 @@ async def test_fuzzed_documents_over_http_get(
     report(f"GET {document!r} variables {variables!r}", problems + logged_problems(caplog))
 
 
+async def sse_problems(response: httpx.Response) -> list[str]:
+    """Every event a result with coded errors; a refusal coded JSON like any other.
+
+    A query answers once and completes; a live query stays open after its first result,
+    so it is read for a moment and then left.
+    """
+    counted(f"SSE {response.status_code}")
+    if response.status_code != 200:
+        await response.aread()
+        return http_problems(response)
+    problems: list[str] = []
+    results = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(ANSWER_TIMEOUT_S) as deadline:
+            async for line in response.aiter_lines():
+                if line.startswith("event: complete"):
+                    return problems if results else [*problems, "completed without a result"]
+                if not (line.startswith("data:") and line[5:].strip()):
+                    continue
+                results += 1
+                problems += result_problems(json.loads(line[5:]))
+                deadline.reschedule(asyncio.get_running_loop().time() + LIVE_GRACE_S)
+    return problems if results else [*problems, f"no result within {ANSWER_TIMEOUT_S} s"]
+
+
+@FUZZ
+@given(request=requests, auth=authorizations)
+async def test_fuzzed_documents_over_sse(
+    target: Server,
+    target_user: User,
+    http: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    request: tuple[str, Any],
+    auth: str,
+) -> None:
+    document, variables = request
+    counted("documents over SSE")
+    headers = {
+        "content-type": "application/json",
+        "accept": "text/event-stream",
+        **headers_for(auth, target_user),
+    }
+    body = encode({"query": document, "variables": variables})
+    async with http.stream("POST", target.http, content=body, headers=headers) as response:
+        problems = await sse_problems(response)
+    problems += await still_serves(target, target_user, http)
+    report(f"SSE {document!r} variables {variables!r}", problems + logged_problems(caplog))
+
+
 request_keys = st.sampled_from(["query", "variables", "operationName", "extensions", "id"])
 raw_bodies = st.one_of(
     # Invalid UTF-8 in a JSON body has its own test below: here bytes are made valid.
@@ -611,27 +691,21 @@ async def test_fuzzed_request_bodies_over_http(
 # -- WebSocket ---------------------------------------------------------------------------
 
 
-LIVE_WITH_VARIABLES = re.compile(r"@live\([^)]*\$")
-
-
-def known_websocket_bug(document: str) -> bool:
-    """The targeted tests below: an empty query is INTERNAL, and a @live whose arguments take
-    variables ends with a bare "complete" when the variables do not coerce."""
-    return document == "" or bool(LIVE_WITH_VARIABLES.search(document))
-
-
 class FuzzSocket:
-    """A graphql-transport-ws connection that reconnects after a refused message."""
+    """A graphql-transport-ws (or legacy graphql-ws) connection that reconnects after a
+    refused message."""
 
-    def __init__(self, server: Server, user: User) -> None:
+    def __init__(self, server: Server, user: User, protocol: str = PROTOCOL) -> None:
         self.server = server
         self.user = user
+        self.protocol = protocol
+        self.legacy = protocol == LEGACY_PROTOCOL
         self.ids = itertools.count(1)
         self.socket: websockets.ClientConnection | None = None
 
     async def open(self) -> websockets.ClientConnection:
         if self.socket is None:
-            socket = await websockets.connect(self.server.ws, subprotocols=[PROTOCOL])  # type: ignore[list-item]
+            socket = await websockets.connect(self.server.ws, subprotocols=[self.protocol])  # type: ignore[list-item]
             init = {"authorization": f"Bearer {self.user.token}"}
             await socket.send(json.dumps({"type": "connection_init", "payload": init}))
             ack = json.loads(await asyncio.wait_for(socket.recv(), ANSWER_TIMEOUT_S))
@@ -648,7 +722,8 @@ class FuzzSocket:
         """Send one operation; the problems with everything received until it answers."""
         socket = await self.open()
         op_id = str(next(self.ids))
-        await socket.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
+        kind = "start" if self.legacy else "subscribe"
+        await socket.send(json.dumps({"id": op_id, "type": kind, "payload": payload}))
         problems: list[str] = []
         try:
             async with asyncio.timeout(ANSWER_TIMEOUT_S):
@@ -657,7 +732,7 @@ class FuzzSocket:
                     problems += self.message_problems(message)
                     if message.get("id") != op_id:
                         continue
-                    if message.get("type") == "next":
+                    if message.get("type") in ("next", "data"):
                         problems += await self.finish(socket, op_id)
                     return problems
         except websockets.ConnectionClosed:
@@ -686,18 +761,21 @@ class FuzzSocket:
                     if message.get("id") == op_id and message.get("type") == "complete":
                         return problems
         except TimeoutError:
-            await socket.send(json.dumps({"id": op_id, "type": "complete"}))
+            stop = "stop" if self.legacy else "complete"
+            await socket.send(json.dumps({"id": op_id, "type": stop}))
         return problems
 
     @staticmethod
     def message_problems(message: dict[str, Any]) -> list[str]:
         kind = message.get("type")
         counted(f"WebSocket {kind}")
-        if kind == "next":
+        if kind in ("next", "data"):
             return result_problems(message.get("payload"))
         if kind == "error":
-            return error_problems(message.get("payload"))
-        if kind in ("complete", "ping", "pong"):
+            # graphql-ws (legacy) sends one error, graphql-transport-ws a list.
+            payload = message.get("payload")
+            return error_problems([payload] if isinstance(payload, dict) else payload)
+        if kind in ("complete", "ping", "pong", "ka"):
             return []
         return [f"unexpected message {message!r}"]
 
@@ -711,6 +789,34 @@ async def fuzz_socket(target: Server, target_user: User) -> AsyncIterator[FuzzSo
         await socket.close()
 
 
+@pytest_asyncio.fixture
+async def legacy_fuzz_socket(target: Server, target_user: User) -> AsyncIterator[FuzzSocket]:
+    socket = FuzzSocket(target, target_user, LEGACY_PROTOCOL)
+    try:
+        yield socket
+    finally:
+        await socket.close()
+
+
+@FUZZ
+@given(request=requests)
+async def test_fuzzed_documents_over_legacy_graphql_ws(
+    target: Server,
+    target_user: User,
+    legacy_fuzz_socket: FuzzSocket,
+    http: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    request: tuple[str, Any],
+) -> None:
+    document, variables = request
+    counted("documents over graphql-ws")
+    problems = await legacy_fuzz_socket.run(
+        {"query": document, "variables": variables}, may_close=not isinstance(variables, dict)
+    )
+    problems += await still_serves(target, target_user, http)
+    report(f"graphql-ws {document!r} variables {variables!r}", problems + logged_problems(caplog))
+
+
 @FUZZ
 @given(request=requests)
 async def test_fuzzed_documents_over_websocket(
@@ -722,7 +828,6 @@ async def test_fuzzed_documents_over_websocket(
     request: tuple[str, Any],
 ) -> None:
     document, variables = request
-    assume(not known_websocket_bug(document))
     counted("documents over WebSocket")
     # Variables that are not an object break the subscribe message: 4400 is an answer.
     problems = await fuzz_socket.run(
@@ -776,19 +881,6 @@ message_types = st.one_of(
 )
 
 
-def crashes_the_subscribe_handler(frame: dict[str, Any]) -> bool:
-    """The targeted tests below: an id that is a list or an object; a subscribe whose payload is
-    not an object, or whose query is not a string, or is a known WebSocket bug."""
-    if isinstance(frame.get("id"), list | dict):
-        return True
-    if frame.get("type") != "subscribe" or "payload" not in frame:
-        return False
-    payload = frame["payload"]
-    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
-        return True
-    return known_websocket_bug(payload["query"])
-
-
 frames = st.builds(
     lambda kind, extra: {"type": kind, **extra},
     message_types,
@@ -804,7 +896,7 @@ frames = st.builds(
         ),
         max_size=2,
     ),
-).filter(lambda frame: not crashes_the_subscribe_handler(frame))
+)
 
 
 @FUZZ
@@ -982,7 +1074,7 @@ async def test_an_http_body_under_the_limit_is_answered(sqlite_server: Server) -
     assert response.json() == {"data": {"__typename": "Query"}}
 
 
-# -- found by this fuzz, not fixed yet -----------------------------------------------------
+# -- found by this fuzz, now answered ------------------------------------------------------
 
 
 @pytest.mark.parametrize("body", ['"x"', "5", "true", "null"])

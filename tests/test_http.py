@@ -55,7 +55,7 @@ async def test_get_mutation_is_refused_and_not_executed(server: Server) -> None:
         **alice.headers,
     )
     assert response.status_code == 405
-    assert response.text == "Mutations must be sent with POST"
+    assert response.json()["errors"][0]["message"] == "Mutations must be sent with POST"
     data = await server.gql("{ channels { edges { node { name } } } }", user=alice)
     assert data["channels"]["edges"] == []
 

@@ -7,6 +7,8 @@ records what it read into the execution's read set, so live queries need nothing
 
 from __future__ import annotations
 
+import inspect
+import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -18,7 +20,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from strawberry.dataloader import DataLoader
 
 from app import pagination
-from app.live.capture import to_scalar
+from app.live.capture import to_scalar, tracked_columns
 from app.live.readset import ReadSet
 from app.pagination import Connection
 
@@ -37,14 +39,43 @@ def table_name(model: type[SQLModel]) -> str:
     return name
 
 
+class UntrackedColumn(TypeError):
+    """A list filtered on a column that change events do not carry: it could never
+    update live, so it is refused rather than silently left stale."""
+
+
+def require_tracked(model: type[SQLModel], column: str) -> None:
+    table = model.__table__  # type: ignore[attr-defined]
+    if column not in table.columns:
+        raise UntrackedColumn(f"{model.__name__} has no column {column!r}")
+    if column not in tracked_columns(table):
+        raise UntrackedColumn(
+            f"{model.__name__}.{column} is not tracked, so a list filtered on it would never "
+            f"update live: declare it with Field(index=True) or as a foreign key"
+        )
+
+
 def recorded(statement: SelectOfScalar[Any]) -> SelectOfScalar[Any]:
     """Mark a statement whose reads the caller recorded itself (no table fallback)."""
     return statement.execution_options(**{RECORDED: True})
 
 
+class ExecutionEnded(RuntimeError):
+    """A loader was used after the execution that owns it was gone."""
+
+
+def _weakly(fetch: Fetch) -> Callable[[], Fetch | None]:
+    # The execution context owns its loaders and hands them its own bound ``rows``: held
+    # strongly, that makes a cycle, and then everything the execution read (rows, their
+    # ORM state, the session) waits for a full collection instead of going at once.
+    if inspect.ismethod(fetch):
+        return weakref.WeakMethod(fetch)
+    return lambda: fetch
+
+
 class Loaders:
     def __init__(self, fetch: Fetch, reads: ReadSet) -> None:
-        self._fetch = fetch
+        self._fetch = _weakly(fetch)
         self._reads = reads
         self._by_pk: dict[type[SQLModel], DataLoader[Any, Any]] = {}
         self._pages: dict[tuple[type[SQLModel], str], DataLoader[PageKey, Connection[Any]]] = {}
@@ -59,6 +90,7 @@ class Loaders:
     def page_by(self, model: type[SQLModel], column: str) -> DataLoader[PageKey, Connection[Any]]:
         loader = self._pages.get((model, column))
         if loader is None:
+            require_tracked(model, column)
             loader = DataLoader(load_fn=self._page_batch(model, column))
             self._pages[(model, column)] = loader
         return loader
@@ -66,11 +98,14 @@ class Loaders:
     def _pk_batch(self, model: type[SQLModel]) -> Callable[[list[Any]], Awaitable[list[Any]]]:
         table, pk = table_name(model), pk_name(model)
         column = getattr(model, pk)
+        # Locals, not ``self``: a loader's function referring back to the Loaders that
+        # holds the loader would be a reference cycle.
+        reads, fetch = self._reads, self._fetch
 
         async def load(keys: list[Any]) -> list[Any]:
             for key in keys:
-                self._reads.row(table, to_scalar(key))
-            rows = await self._fetch(recorded(select(model).where(column.in_(keys))))
+                reads.row(table, to_scalar(key))
+            rows = await _alive(fetch)(recorded(select(model).where(column.in_(keys))))
             found = {getattr(row, pk): row for row in rows}
             return [found.get(key) for key in keys]
 
@@ -80,15 +115,17 @@ class Loaders:
         self, model: type[SQLModel], column_name: str
     ) -> Callable[[list[PageKey]], Awaitable[list[Connection[Any]]]]:
         table = table_name(model)
+        reads, fetch = self._reads, self._fetch
 
         async def load(keys: list[PageKey]) -> list[Connection[Any]]:
             groups: dict[tuple[int, str | None], list[Any]] = defaultdict(list)
             for parent, first, after in keys:
-                self._reads.range(table, column_name, to_scalar(parent))
+                reads.range(table, column_name, to_scalar(parent))
                 groups[(first, after)].append(parent)
             pages: dict[PageKey, Connection[Any]] = {}
             for (first, after), parents in groups.items():
-                rows = await self._fetch(_children(model, column_name, parents, first, after))
+                statement = _children(model, column_name, parents, first, after)
+                rows = await _alive(fetch)(statement)
                 by_parent: dict[Any, list[Any]] = defaultdict(list)
                 for row in rows:
                     by_parent[getattr(row, column_name)].append(row)
@@ -99,6 +136,13 @@ class Loaders:
             return [pages[key] for key in keys]
 
         return load
+
+
+def _alive(fetch: Callable[[], Fetch | None]) -> Fetch:
+    target = fetch()
+    if target is None:
+        raise ExecutionEnded("the execution these loaders belong to has ended")
+    return target
 
 
 def _children(

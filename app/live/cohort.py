@@ -14,21 +14,37 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from strawberry.types import ExecutionResult
 
-from app.auth import Viewer
+from app.auth import Scope, Viewer
 from app.live import frames
 from app.live.readset import ReadSet
 
 log = logging.getLogger(__name__)
 
-# (query, variables as JSON, operation name, throttle ms, scope kind, scope id): the scope
-# is the workspace while the query never asks who the user is, else the user.
-CohortKey = tuple[str, str, str | None, int, str, int]
+RETRY_MIN_S = 0.05
+RETRY_MAX_S = 30.0
+
+
+class OperationKey(NamedTuple):
+    """What makes two live operations the same, whoever sends them."""
+
+    query: str
+    variables: str  # canonical JSON
+    operation_name: str | None
+    throttle_ms: int
+
+
+class CohortKey(NamedTuple):
+    """An operation at a scope: who may share its one execution (see ``Scope``)."""
+
+    operation: OperationKey
+    scope: Scope
+    scope_id: Hashable
 
 
 @dataclass
@@ -37,9 +53,12 @@ class RunOutcome:
     reads: ReadSet
     fingerprint: bytes
     started_at_version: int
-    # The run asked who the user is in a cohort shared by a workspace: its result must
-    # not be delivered; the engine has moved every subscriber to a cohort of its own.
+    # The run read an identity narrower than its cohort's scope: its result must not be
+    # delivered; the engine has moved every subscriber to a narrower cohort.
     discard: bool = False
+    # The run failed unexpectedly (an exception, or an INTERNAL error): what it read is
+    # partial, so the cohort keeps its previous reads and result, and runs again later.
+    failed: bool = False
 
 
 Runner = Callable[["Cohort"], Awaitable[RunOutcome]]
@@ -61,6 +80,8 @@ class Cohort:
         self.query = query
         self.variables = variables
         self.operation_name = operation_name
+        # Who it runs as: the principal of its scope, which never expires (each
+        # subscriber's own token is checked before each delivery).
         self.viewer = viewer
         self.throttle_s = throttle_ms / 1000
         self._runner = runner
@@ -72,7 +93,11 @@ class Cohort:
         self.runs = 0
         self.version = 0
         self.running = False
-        self.run_started_version = 0
+        # What the last completed run read: kept when a later run fails part-way.
+        self.reads: ReadSet | None = None
+        self.failures = 0
+        self._retry: asyncio.TimerHandle | None = None
+        self._stopped = False
         # The oldest invalidating version not yet covered by a completed run, if any.
         self.pending_since: int | None = 0
         self._late_since: int | None = None
@@ -82,7 +107,7 @@ class Cohort:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=f"cohort-{self.key[0][:8]}")
+        self._task = asyncio.create_task(self._loop(), name="live-cohort")
         self._task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
@@ -92,13 +117,17 @@ class Cohort:
                 subscriber.fail()
 
     async def stop(self) -> None:
-        frames.forget(self.result)
+        # The flag ends the loop even if a run in flight swallows the cancellation.
+        self._stopped = True
+        if self._retry is not None:
+            self._retry.cancel()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        frames.forget(self.result)
 
     def invalidate(self, version: int) -> None:
-        if self.running and version > self.run_started_version:
+        if self.running:
             self._late_since = version if self._late_since is None else self._late_since
         elif self.pending_since is None:
             self.pending_since = version
@@ -121,7 +150,7 @@ class Cohort:
             self._on_empty(self)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopped:
             await self._dirty.wait()
             if self.throttle_s:
                 wait = self._last_run + self.throttle_s - time.monotonic()
@@ -139,8 +168,13 @@ class Cohort:
             self.running = False
         self._last_run = time.monotonic()
         self.runs += 1
-        if outcome.discard:
+        if outcome.discard or self._stopped:
             return
+        if outcome.failed:
+            self._failed(outcome)
+            return
+        self.failures = 0
+        self.reads = outcome.reads
         self.version = outcome.started_at_version
         self.pending_since = self._late_since
         self._late_since = None
@@ -154,6 +188,26 @@ class Cohort:
                 subscriber.wake()
         for subscriber in self.subscribers:
             subscriber.settled()
+
+    def _failed(self, outcome: RunOutcome) -> None:
+        """Keep what was delivered and stay pending; run again after a bounded backoff.
+
+        A first run that fails has nothing to keep: its error is delivered, so the
+        client is not left waiting, and replaced by the first result that succeeds.
+        """
+        if self._late_since is not None:
+            self.pending_since = min(self.pending_since or self._late_since, self._late_since)
+        self._late_since = None
+        if self.result is None:
+            self.fingerprint = outcome.fingerprint
+            self.result = outcome.result
+            self.seq += 1
+            for subscriber in self.subscribers:
+                subscriber.wake()
+        delay = min(RETRY_MAX_S, RETRY_MIN_S * 2**self.failures)
+        self.failures += 1
+        log.warning("live query run failed; retrying in %.2fs", delay)
+        self._retry = asyncio.get_running_loop().call_later(delay, self._dirty.set)
 
 
 class SubscriberState(enum.Enum):

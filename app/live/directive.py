@@ -9,7 +9,6 @@ it is added to the graphql-core schema directly and read off the parsed document
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -19,16 +18,15 @@ from graphql import (
     GraphQLArgument,
     GraphQLBoolean,
     GraphQLDirective,
-    GraphQLError,
     GraphQLInt,
     OperationDefinitionNode,
     OperationType,
     VariableNode,
-    parse,
 )
 from graphql.utilities import value_from_ast_untyped
 
 from app.errors import BadUserInput
+from app.schema.documents import parsed_or_none
 
 LIVE_DIRECTIVE = GraphQLDirective(
     name="live",
@@ -50,12 +48,10 @@ class LiveRequest:
     throttle_ms: int
 
 
-@lru_cache(maxsize=2048)
 def parse_cached(query: str) -> DocumentNode | None:
-    try:
-        return parse(query)
-    except GraphQLError:
-        return None
+    """The document, parsed once within the token limit (shared with execution), or None
+    if it does not parse: execution reports why."""
+    return parsed_or_none(query)
 
 
 def find_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from sqlmodel import col
 from strawberry.types import ExecutionResult
 
-from app.auth import EPOCH_COLUMN, EPOCH_TABLE, Viewer
+from app.auth import EPOCH_COLUMN, EPOCH_TABLE, Scope, Viewer
 from app.database import Database
-from app.errors import INTERNAL, UNAUTHENTICATED
+from app.errors import INTERNAL, UNAUTHENTICATED, Forbidden
 from app.live import changelog
 from app.live.changes import ChangeBatch
-from app.live.cohort import Cohort, CohortKey, RunOutcome, Subscriber
+from app.live.cohort import Cohort, CohortKey, OperationKey, RunOutcome, Subscriber
 from app.live.feed import ChangeFeed
 from app.live.index import InvalidationIndex, touches
 from app.live.readset import ReadSet
@@ -29,9 +29,10 @@ from app.schema.models.user import User
 
 log = logging.getLogger(__name__)
 
-Execute = Callable[[Cohort, Viewer], Awaitable[tuple[ExecutionResult, ReadSet]]]
-USER_SCOPED_MEMORY = 10_000
-BaseKey = tuple[str, str, str | None, int]
+# Runs a cohort's operation as ``viewer``, recording what it reads into the read set
+# (kept even when the run raises part-way).
+Execute = Callable[[Cohort, Viewer, ReadSet], Awaitable[ExecutionResult]]
+NARROWED_MEMORY = 10_000
 
 
 SLOW_CONSUMER_CLOSE = 1013  # "Try Again Later": the client reconnects and resubscribes
@@ -95,6 +96,10 @@ def _ended(message: str) -> ExecutionResult:
     )
 
 
+class LiveLimitReached(Forbidden):
+    """A live operation beyond the per-connection or per-user bound."""
+
+
 class LiveEngine:
     def __init__(
         self,
@@ -104,6 +109,9 @@ class LiveEngine:
         max_pending: int,
         slow_consumer_timeout_s: float = 10.0,
         retention: int = 100_000,
+        *,
+        max_per_connection: int = 100,
+        max_per_user: int = 500,
     ) -> None:
         self._db = db
         self.feed = ChangeFeed(
@@ -115,16 +123,21 @@ class LiveEngine:
             on_reset=self._reset,
         )
         self.retention = retention
+        self.max_per_connection = max_per_connection
+        self.max_per_user = max_per_user
         self._prune_every = max(1, retention // 10)
         self._pruning: asyncio.Task[None] | None = None
         self.slow_consumer_timeout_s = slow_consumer_timeout_s
-        # user id -> token epoch, from the database once, then kept by the change feed.
+        # user id -> token epoch (the highest seen): from the database once, then kept by
+        # the change feed. Epochs only grow, so a stale read never lowers what is known.
         self.epochs: OrderedDict[int, int] = OrderedDict()
         self._by_user: dict[int, set[Subscriber]] = {}
-        # Operations known to ask who the user is: their cohorts are per user.
-        self._user_scoped: OrderedDict[BaseKey, None] = OrderedDict()
+        # Operations known to read a narrower identity than the workspace: their scope.
+        self._narrowed: OrderedDict[OperationKey, Scope] = OrderedDict()
         self.index: InvalidationIndex[CohortKey] = InvalidationIndex()
         self.cohorts: dict[CohortKey, Cohort] = {}
+        # Cohorts dropped but not yet stopped: shutdown waits for them.
+        self._stopping: set[asyncio.Task[None]] = set()
         self.executions = 0
         self._execute: Execute | None = None
 
@@ -150,12 +163,17 @@ class LiveEngine:
 
     async def stop(self) -> None:
         for cohort in list(self.cohorts.values()):
-            await cohort.stop()
-        self.cohorts.clear()
+            self._drop(cohort)
+        # Their runs may be reading the database: it is disposed of only after this.
+        while self._stopping:
+            await asyncio.gather(*list(self._stopping), return_exceptions=True)
+        if self._pruning is not None:
+            await asyncio.gather(self._pruning, return_exceptions=True)
         await self.feed.stop()
 
-    async def committed(self, batch: ChangeBatch) -> None:
-        await self.feed.committed(batch)
+    def committed(self, batch: ChangeBatch) -> None:
+        """A batch this process committed: applied here at once (see ``ChangeFeed``)."""
+        self.feed.committed(batch)
         if batch.version % self._prune_every == 0 and (
             self._pruning is None or self._pruning.done()
         ):
@@ -185,9 +203,18 @@ class LiveEngine:
             if change.table == EPOCH_TABLE and EPOCH_COLUMN in change.new:
                 self._epoch_moved(int(change.pk or 0), int(change.new[EPOCH_COLUMN] or 0))
 
+    def _remember_epoch(self, user_id: int, epoch: int) -> int:
+        known = max(epoch, self.epochs.get(user_id, epoch))
+        self.epochs[user_id] = known
+        self.epochs.move_to_end(user_id)
+        while len(self.epochs) > EPOCH_CACHE_SIZE:
+            self.epochs.popitem(last=False)
+        return known
+
     def _epoch_moved(self, user_id: int, epoch: int) -> None:
-        if user_id in self.epochs or user_id in self._by_user:
-            self.epochs[user_id] = epoch
+        # Always kept, known user or not: a read of the epoch in flight must not put
+        # back the value from before this change.
+        self._remember_epoch(user_id, epoch)
         for subscriber in self._by_user.get(user_id, ()):
             subscriber.wake()
 
@@ -197,30 +224,35 @@ class LiveEngine:
         if epoch is not None:
             self.epochs.move_to_end(user_id)
             return epoch
+        return self._remember_epoch(user_id, await self._read_epoch(user_id))
+
+    async def _read_epoch(self, user_id: int) -> int:
         async with self._db.read_engine.connect() as conn:
             value = await conn.scalar(select(col(User.token_epoch)).where(col(User.id) == user_id))
-        epoch = self.epochs.setdefault(user_id, int(value or 0))
-        while len(self.epochs) > EPOCH_CACHE_SIZE:
-            self.epochs.popitem(last=False)
-        return epoch
+        return int(value or 0)
 
     async def _run(self, cohort: Cohort) -> RunOutcome:
         assert self._execute is not None, "LiveEngine.bind() was not called"
         started = self.feed.applied_version
-        asked_who: list[bool] = []
-        viewer = cohort.viewer.probed(lambda: asked_who.append(True))
+        asked: list[Scope] = []
+        viewer = cohort.viewer.probed(asked.append)
+        reads = ReadSet()
+        failed = False
         try:
-            result, reads = await self._execute(cohort, viewer)
-        except Exception as exc:
+            result = await self._execute(cohort, viewer, reads)
+        except Exception:
             log.exception("live query execution failed")
             error = GraphQLError("Internal server error", extensions={"code": INTERNAL})
-            result, reads = ExecutionResult(data=None, errors=[error]), ReadSet()
-            # Nothing recorded: retry on the next change to any table it may have read.
-            del exc
+            result, failed = ExecutionResult(data=None, errors=[error]), True
         self.executions += 1
-        if asked_who and cohort.key[4] == "workspace":
-            self._split(cohort)
+        narrower = max(asked, default=cohort.key.scope)
+        if narrower > cohort.key.scope:
+            self._narrow(cohort, narrower)
             return RunOutcome(result, reads, b"", started, discard=True)
+        failed = failed or _internal(result)
+        if failed and cohort.reads is not None:
+            # Partial reads: keep listening to what the last good run read as well.
+            reads = _union(cohort.reads, reads)
         if cohort.key in self.cohorts:
             self.index.register(cohort.key, reads)
             # Batches applied while we ran were matched against the old read set.
@@ -232,40 +264,45 @@ class LiveEngine:
                     if touches(reads, batch.changes):
                         cohort.invalidate(batch.version)
                         break
-        result.extensions = {**(result.extensions or {}), "live": {"version": started}}
-        return RunOutcome(result, reads, _fingerprint(result), started)
+        # Stamped with what its snapshot reflects, which may be past ``started``.
+        version = max(started, _live_version(result))
+        result.extensions = {**(result.extensions or {}), "live": {"version": version}}
+        return RunOutcome(result, reads, _fingerprint(result), version, failed=failed)
 
-    def _split(self, cohort: Cohort) -> None:
-        """Give each subscriber of a workspace cohort a cohort of its own user."""
-        base: BaseKey = cohort.key[:4]
-        self._user_scoped[base] = None
-        while len(self._user_scoped) > USER_SCOPED_MEMORY:
-            self._user_scoped.popitem(last=False)
+    def _narrow(self, cohort: Cohort, scope: Scope) -> None:
+        """Move each subscriber of ``cohort`` to a cohort of the narrower ``scope``."""
+        operation = cohort.key.operation
+        self._narrowed[operation] = scope
+        self._narrowed.move_to_end(operation)
+        while len(self._narrowed) > NARROWED_MEMORY:
+            self._narrowed.popitem(last=False)
         for subscriber in list(cohort.subscribers):
             cohort.subscribers.discard(subscriber)
-            target = self._cohort_for(
-                base, cohort.query, cohort.variables, cohort.operation_name, subscriber.viewer
-            )
+            target = self._cohort_for(operation, cohort.query, cohort.variables, subscriber.viewer)
             subscriber.cohort = target
             target.add(subscriber)
         self._drop(cohort)
 
     def _cohort_for(
         self,
-        base: BaseKey,
+        operation: OperationKey,
         query: str,
         variables: dict[str, Any] | None,
-        operation_name: str | None,
         viewer: Viewer,
     ) -> Cohort:
-        if base in self._user_scoped:
-            key: CohortKey = (*base, "user", viewer.user_id)
-        else:
-            key = (*base, "workspace", viewer.workspace_id)
+        scope = self._narrowed.get(operation, Scope.TENANT)
+        key = CohortKey(operation, scope, viewer.scope_id(scope))
         cohort = self.cohorts.get(key)
         if cohort is None:
             cohort = Cohort(
-                key, query, variables, operation_name, viewer, base[3], self._run, self._drop
+                key,
+                query,
+                variables,
+                operation.operation_name,
+                Viewer.principal(scope, viewer.unprobed()),
+                operation.throttle_ms,
+                self._run,
+                self._drop,
             )
             self.cohorts[key] = cohort
             cohort.start()
@@ -276,7 +313,20 @@ class LiveEngine:
             del self.cohorts[cohort.key]
             self.index.unregister(cohort.key)
             task = asyncio.ensure_future(cohort.stop())
-            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+            self._stopping.add(task)
+            task.add_done_callback(self._stopped)
+
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        self._stopping.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("stopping a live cohort failed", exc_info=task.exception())
+
+    def admit(self, viewer: Viewer, connection: LiveConnection | None) -> None:
+        """Refuse a live operation beyond the bounds of its connection or its user."""
+        if connection is not None and len(connection.subscribers) >= self.max_per_connection:
+            raise LiveLimitReached("Too many live queries on this connection")
+        if len(self._by_user.get(viewer.user_id, ())) >= self.max_per_user:
+            raise LiveLimitReached("Too many live queries for this user")
 
     def subscribe(
         self,
@@ -288,13 +338,10 @@ class LiveEngine:
         throttle_ms: int,
         connection: LiveConnection | None,
     ) -> AsyncIterator[ExecutionResult]:
-        base: BaseKey = (
-            query,
-            _variables_key(variables),
-            operation_name,
-            throttle_ms,
-        )
-        cohort = self._cohort_for(base, query, variables, operation_name, viewer)
+        """Join (or start) the operation's cohort; raises ``LiveLimitReached``."""
+        self.admit(viewer, connection)
+        operation = OperationKey(query, _variables_key(variables), operation_name, throttle_ms)
+        cohort = self._cohort_for(operation, query, variables, viewer)
         notify = connection.notify if connection is not None else _nothing
         subscriber = Subscriber(
             cohort,
@@ -318,13 +365,31 @@ class LiveEngine:
             if not mine:
                 del self._by_user[subscriber.viewer.user_id]
 
+    def revoked(self, viewer: Viewer) -> bool:
+        """Whether the viewer's token was revoked since it was issued (as known here)."""
+        return self.epochs.get(viewer.user_id, viewer.token_epoch) > viewer.token_epoch
+
     def _check(self, viewer: Viewer) -> ExecutionResult | None:
         """Authorization re-applied before each delivery, as the subscriber."""
         if viewer.expired:
             return _ended("Token expired")
-        if self.epochs.get(viewer.user_id, viewer.token_epoch) > viewer.token_epoch:
+        if self.revoked(viewer):
             return _ended("Token revoked")
         return None
+
+
+def _internal(result: ExecutionResult) -> bool:
+    """An unexpected error: what the run read before it is not the whole picture."""
+    return any((e.extensions or {}).get("code") == INTERNAL for e in result.errors or ())
+
+
+def _union(a: ReadSet, b: ReadSet) -> ReadSet:
+    return ReadSet(a.rows | b.rows, a.ranges | b.ranges, a.tables | b.tables)
+
+
+def _live_version(result: ExecutionResult) -> int:
+    live = (result.extensions or {}).get("live")
+    return int(live["version"]) if isinstance(live, dict) else 0
 
 
 def _variables_key(variables: dict[str, Any] | None) -> str:

@@ -9,6 +9,11 @@ reconnect by itself), the feed also catches up from the change log, so nothing i
 
 broadcaster's own queues are unbounded; the reader drains them without awaiting
 anything else, and what it buffers out of order is bounded by ``max_pending``.
+
+Publishing never holds up a mutation: a committed batch is applied here at once and
+queued (bounded) for a publisher task. When the queue is full or the broker is away,
+the batch is not published; the other processes read it from the change log, told by
+the head announced once publishing works again.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from app.live.redis_backend import RedisPubSubBackend
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 2.0
+PUBLISH_QUEUE = 1024
 RECONNECT_MIN_S = 0.05
 RECONNECT_MAX_S = 5.0
 RECENT_BATCHES = 2048
@@ -63,15 +69,22 @@ class ChangeFeed:
         self._catch_up_task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self.reconnects = 0
+        self._outbox: asyncio.Queue[ChangeBatch] = asyncio.Queue(PUBLISH_QUEUE)
+        # A batch was not published: announce the head once publishing works again.
+        self._unannounced = False
+        self._publisher: asyncio.Task[None] | None = None
+        self.unpublished = 0
 
     async def start(self) -> None:
         async with self._db.read_engine.connect() as conn:
             self.applied_version = await changelog.current_version(conn)
         self._reader = asyncio.create_task(self._read_forever(), name="change-feed")
         self._reader.add_done_callback(_log_crash)
+        self._publisher = asyncio.create_task(self._publish_forever(), name="change-publisher")
+        self._publisher.add_done_callback(_log_crash)
 
     async def stop(self) -> None:
-        for task in (self._reader, self._catch_up_task):
+        for task in (self._reader, self._catch_up_task, self._publisher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -90,19 +103,46 @@ class ChangeFeed:
 
     # -- input -------------------------------------------------------------------------
 
-    async def committed(self, batch: ChangeBatch) -> None:
-        """A batch this process committed: apply it now, then tell the other processes."""
+    def committed(self, batch: ChangeBatch) -> None:
+        """A batch this process committed: apply it now; tell the others in the background.
+
+        Synchronous on purpose: nothing between the commit and the local apply can be
+        interrupted by the cancellation of the operation that committed.
+        """
         self.offer(batch)
-        broadcast = self._broadcast
-        if broadcast is None:
-            return  # the broker is down: others catch up from the log when it returns
         try:
-            message = orjson.dumps(batch.to_json()).decode()
-            await asyncio.wait_for(broadcast.publish(self._channel, message), PUBLISH_TIMEOUT_S)
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            log.warning("publishing version %d failed: %s", batch.version, exc)
-        except Exception as exc:
-            log.warning("publishing version %d failed: %r", batch.version, exc)
+            self._outbox.put_nowait(batch)
+        except asyncio.QueueFull:
+            self._not_published(batch, "the publish queue is full")
+
+    def _not_published(self, batch: ChangeBatch, why: object) -> None:
+        self.unpublished += 1
+        self._unannounced = True
+        log.warning(
+            "version %d not published (%s); others read it from the log", batch.version, why
+        )
+
+    async def _publish_forever(self) -> None:
+        while True:
+            batch = await self._outbox.get()
+            broadcast = self._broadcast
+            if broadcast is None:
+                # The broker is down: the head announced on reconnect covers this batch.
+                self._not_published(batch, "the broker is away")
+                continue
+            try:
+                if self._unannounced:
+                    self._unannounced = False
+                    await self._publish(broadcast, {"head": self.applied_version})
+                await self._publish(broadcast, batch.to_json())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._not_published(batch, repr(exc))
+
+    async def _publish(self, broadcast: Broadcast, message: dict[str, Any]) -> None:
+        text = orjson.dumps(message).decode()
+        await asyncio.wait_for(broadcast.publish(self._channel, text), PUBLISH_TIMEOUT_S)
 
     def offer(self, batch: ChangeBatch) -> None:
         if batch.version <= self.applied_version:
@@ -221,8 +261,8 @@ class ChangeFeed:
             # what we committed while the broker was away, the others have not heard
             # of: announce our head so that they catch up too.
             self._schedule_catch_up()
-            head = orjson.dumps({"head": self.applied_version}).decode()
-            await asyncio.wait_for(broadcast.publish(self._channel, head), PUBLISH_TIMEOUT_S)
+            self._unannounced = False
+            await self._publish(broadcast, {"head": self.applied_version})
             while True:
                 event = await _next_or_failure(broadcast, subscriber)
                 self._receive(orjson.loads(event.message))

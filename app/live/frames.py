@@ -30,6 +30,11 @@ def forget(result: ExecutionResult | None) -> None:
             del _encoded[id(result.data)]
 
 
+def cached() -> int:
+    """How many encoded payloads are held (one per cohort with a result)."""
+    return len(_encoded)
+
+
 def encoded_next(message: object) -> str | None:
     """The wire text of a graphql-transport-ws / graphql-ws data message, if known."""
     if not isinstance(message, dict) or message.get("type") not in ("next", "data"):

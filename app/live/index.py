@@ -29,6 +29,10 @@ class InvalidationIndex(Generic[K]):
     def __len__(self) -> int:
         return len(self._registered)
 
+    def entries(self) -> int:
+        """Everything held: registered keys, and the rows, ranges and tables indexed."""
+        return len(self._registered) + len(self._rows) + len(self._ranges) + len(self._tables)
+
     def register(self, key: K, reads: ReadSet) -> None:
         """Index ``key`` under ``reads``, replacing what it read before."""
         self.unregister(key)

@@ -9,24 +9,27 @@ mutation's result waits until that connection's live queries reflect its version
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any, cast
 
 import strawberry
-from graphql import GraphQLError, validate
+from graphql import GraphQLError
 from graphql.execution.values import get_variable_values
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from app.context import Ctx
-from app.errors import FORBIDDEN, RATE_LIMITED, AppError
+from app.errors import RATE_LIMITED, AppError
 from app.errors_format import format_errors
 from app.live.cohort import Cohort
 from app.live.directive import LIVE_DIRECTIVE, find_operation, live_request, parse_cached
-from app.live.readset import ReadSet
+from app.schema.documents import parse_document, validation_errors
 from app.schema.limits import ALL_RULES
+from app.uncancelled import uncancelled
+
+log = logging.getLogger(__name__)
 
 READ_YOUR_WRITES_TIMEOUT_S = 5.0
 
@@ -35,7 +38,6 @@ class LiveSchema(strawberry.Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._schema.directives = (*self._schema.directives, LIVE_DIRECTIVE)
-        self._validated: dict[str, list[GraphQLError]] = {}
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         # ErrorCodes logs what was unexpected (with its request id); expected errors
@@ -77,8 +79,13 @@ class LiveSchema(strawberry.Schema):
         _stamp_version(result, ctx)
         return result
 
-    async def execute_live(self, cohort: Cohort, ctx: Ctx) -> tuple[ExecutionResult, ReadSet]:
+    async def execute_live(self, cohort: Cohort, ctx: Ctx) -> ExecutionResult:
+        """One run of a live cohort's operation, as ``ctx``'s viewer, into ``ctx.reads``."""
         try:
+            # Read first, so that it fixes the snapshot: the change-log version this run
+            # reflects, which can be past what this process has applied so far (a commit
+            # in flight from another process, or from this one before it is offered).
+            snapshot = await ctx.snapshot_version()
             result = await super().execute(
                 cohort.query,
                 cohort.variables,
@@ -89,7 +96,8 @@ class LiveSchema(strawberry.Schema):
             )
         finally:
             await _close(ctx)
-        return result, ctx.reads
+        result.extensions = {**(result.extensions or {}), "live": {"version": snapshot}}
+        return result
 
     # -- streams -----------------------------------------------------------------------
 
@@ -147,6 +155,11 @@ class LiveSchema(strawberry.Schema):
             async for result in inner:
                 connection = getattr(transport, "live_connection", None)
                 if ctx.version is not None and connection is not None:
+                    # Until this process has applied every version up to ours (one may
+                    # still be on its way from another process), no live query here
+                    # even knows it is behind.
+                    feed = ctx.services.live.feed
+                    await feed.wait_applied(ctx.version, READ_YOUR_WRITES_TIMEOUT_S)
                     await connection.wait_caught_up(ctx.version, READ_YOUR_WRITES_TIMEOUT_S)
                 if isinstance(result, ExecutionResult):
                     _stamp_version(result, ctx)
@@ -155,15 +168,11 @@ class LiveSchema(strawberry.Schema):
             await _close(ctx)
 
     def _validate(self, query: str) -> list[GraphQLError]:
-        errors = self._validated.get(query)
-        if errors is None:
-            document = parse_cached(query)
-            assert document is not None
-            errors = validate(self._schema, document, ALL_RULES)
-            if len(self._validated) > 4096:
-                self._validated.clear()
-            self._validated[query] = errors
-        return errors
+        """Coded validation errors, from the cache that Strawberry's own validation shares."""
+        parsed = parse_document(query)
+        if parsed.document is None:
+            return [parsed.fresh_error()]
+        return validation_errors(self._schema, query, parsed, ALL_RULES)
 
     def _variable_errors(
         self, query: str, operation_name: str | None, variables: dict[str, Any] | None
@@ -200,27 +209,25 @@ class LiveSchema(strawberry.Schema):
             return _once(_error(exc.message, exc.extensions))
         services = ctx.services
         settings = services.settings
-        connection = getattr(transport, "live_connection", None)
-        if (
-            connection is not None
-            and len(connection.subscribers) >= settings.live_max_per_connection
-        ):
-            return _once(_error("Too many live queries on this connection", {"code": FORBIDDEN}))
         throttle = min(
             max(throttle_ms, settings.live_throttle_default_ms), settings.live_throttle_max_ms
         )
-        return services.live.subscribe(
-            query=query,
-            variables=variables,
-            operation_name=operation_name,
-            viewer=viewer,
-            throttle_ms=throttle,
-            connection=connection,
-        )
+        try:
+            return services.live.subscribe(
+                query=query,
+                variables=variables,
+                operation_name=operation_name,
+                viewer=viewer,
+                throttle_ms=throttle,
+                connection=getattr(transport, "live_connection", None),
+            )
+        except AppError as exc:
+            # Beyond the live operations allowed per connection or per user.
+            return _once(_error(exc.message, exc.extensions))
 
 
 async def _ws_rate_limit(transport: Any) -> ExecutionResult | None:
-    """Operations on a WebSocket, per connection and per user (slowapi sees only HTTP)."""
+    """Operations on a WebSocket, per connection and per user."""
     connection = getattr(transport, "live_connection", None)
     if connection is None:
         return None
@@ -244,12 +251,17 @@ async def _close(ctx: Ctx) -> None:
     close would abandon the pooled connection mid-rollback. The close is shielded and
     the cancellation re-raised once it is done.
     """
-    closing = asyncio.ensure_future(ctx.close())
+    await uncancelled(_close_quietly(ctx))
+
+
+async def _close_quietly(ctx: Ctx) -> None:
+    """A close that fails (a session cancelled mid-connect cannot close cleanly; the
+    pool discards its connection) must not replace the error or cancellation that is
+    unwinding the execution: a swallowed cancellation keeps a stopped task running."""
     try:
-        await asyncio.shield(closing)
-    except asyncio.CancelledError:
-        await asyncio.wait([closing])
-        raise
+        await ctx.close()
+    except Exception:
+        log.warning("closing an execution's read session failed", exc_info=True)
 
 
 async def _once(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None]:

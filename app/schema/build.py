@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, ValidationCache
+from strawberry.extensions import DisableIntrospection, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
-from app.errors_format import ErrorCodes, ParseErrorsAsResults
+from app.errors_format import ErrorCodes
 from app.live.schema import LiveSchema
 from app.schema.api import collect, root_type
+from app.schema.documents import CachedDocuments
 from app.schema.limits import MAX_TOKENS, DocumentLimits
 from app.schema.registry import MODEL_PACKAGES, RESOLVER_PACKAGES, import_all, table_models
 from app.schema.types import graphql_type
@@ -33,12 +34,12 @@ def build_schema(
         query=query,
         mutation=mutation,
         extensions=[
-            # Factories: the parse and validation caches live at module level, shared.
+            # Made per execution; the parse and validation caches are shared, bounded.
             ErrorCodes,
             *([] if introspection else [DisableIntrospection]),
-            lambda: ParseErrorsAsResults(maxsize=2048),
-            lambda: ValidationCache(maxsize=2048),
+            CachedDocuments,
             DocumentLimits,
+            # Strawberry's own parse, for a document it is given without CachedDocuments.
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         ],
         config=StrawberryConfig(auto_camel_case=True),

@@ -1,0 +1,1 @@
+"""Extra operations for tests: resolvers that read parts of the viewer's identity."""
