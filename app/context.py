@@ -20,7 +20,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from app import pagination, tenancy
 from app.auth import TokenService, Viewer
 from app.database import Database
-from app.dataloaders.loaders import Loaders, pk_name, recorded, table_name
+from app.dataloaders.loaders import Loaders, pk_name, recorded, require_tracked, table_name
 from app.errors import NotFound, Unauthenticated
 from app.live import capture, changelog
 from app.live.capture import to_scalar
@@ -29,6 +29,8 @@ from app.live.readset import ReadSet
 from app.live.recording import READS_KEY
 from app.pagination import Connection
 from app.schema.base import TenantScoped
+from app.search import statement as search_statement
+from app.search import terms as search_terms
 from app.settings import Settings
 from app.uncancelled import uncancelled
 
@@ -184,6 +186,49 @@ class Ctx:
         statement = statement.order_by(*pagination.order_by(model)).limit(size + 1)
         rows = await self.rows(recorded(statement))
         return pagination.build_connection(model, rows, size)
+
+    async def search(
+        self,
+        model: type[ModelT],
+        text: str,
+        *,
+        first: int | None,
+        after: str | None,
+        where: tuple[str, object] | None = None,
+        default_size: int = 20,
+    ) -> Connection[ModelT]:
+        """Rows of ``model`` matching ``text`` in its ``__search__`` index, best first.
+
+        Live like a page: it records the range it searched (the ``where`` column's value,
+        else the viewer's workspace), so any change to a row there re-runs it.
+        """
+        size = pagination.clamp_first(first, default_size, self.settings.page_size_max)
+        terms = search_terms.parse(text)
+        table = table_name(model)
+        condition = None
+        if where is not None:
+            column, value = where
+            require_tracked(model, column)
+            self.reads.range(table, column, to_scalar(value))
+            condition = getattr(model, column) == value
+        elif issubclass(model, TenantScoped) and self.viewer is not None:
+            self.reads.range(table, "workspace_id", self.viewer.workspace_id)
+        else:
+            self.reads.table(table)
+        if after is not None:
+            search_statement.decode_cursor(after)
+        if not terms:
+            return search_statement.empty_connection()
+        statement = search_statement.search_statement(
+            model,
+            self.services.db.dialect,
+            terms,
+            size=size,
+            after=after,
+            where=condition,
+        )
+        hits = await self.rows(recorded(statement))
+        return search_statement.build_connection(model, hits, size)
 
     def record_row(self, model: type[SQLModel], ident: object) -> None:
         self.reads.row(table_name(model), to_scalar(ident))

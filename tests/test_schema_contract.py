@@ -112,12 +112,19 @@ def test_query_fields_are_the_designed_ones() -> None:
         "channel": "Channel",
         "messages": "MessageConnection!",
         "user": "User",
+        "searchMessages": "MessageConnection!",
     }
     assert _arguments("Query", "viewer") == {}
     assert _arguments("Query", "channels") == PAGE_ARGS
     assert _arguments("Query", "channel") == {"id": ("ID!", None)}
     assert _arguments("Query", "messages") == {"channelId": ("ID!", None), **PAGE_ARGS}
     assert _arguments("Query", "user") == {"id": ("ID!", None)}
+    assert _arguments("Query", "searchMessages") == {
+        "query": ("String!", None),
+        "channelId": ("ID", None),
+        "first": ("Int", 20),
+        "after": ("String", None),
+    }
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,31 @@ async def messages(
     return await ctx.page(Message, first=first, after=after, where=("channel_id", channel.id))
 
 
+@query
+async def search_messages(
+    ctx: Ctx,
+    query: str,
+    channel_id: strawberry.ID | None = None,
+    first: int | None = 20,
+    after: str | None = None,
+) -> Connection[Message]:
+    """Messages matching the words of `query`, best match first (BM25 / ts_rank).
+
+    The last word also matches as a prefix ("hel" finds "hello"). Characters with a
+    meaning in search syntax are searched as text. Live like any query.
+
+    Args:
+        query: Words to find, at most 500 characters.
+        channel_id: Only this channel's messages; all the workspace's channels if omitted.
+        first: Page size (default 20, maximum 200).
+    """
+    where = None
+    if channel_id is not None:
+        channel = await ctx.fetch(Channel, channel_id)
+        where = ("channel_id", channel.id)
+    return await ctx.search(Message, query, first=first, after=after, where=where)
+
+
 @mutation
 async def send_message(ctx: Ctx, tx: Tx, input: Annotated[Message, SendMessageInput]) -> Message:
     """Post to a channel. Retrying with the same `idempotencyKey` returns the first message."""

@@ -14,6 +14,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+# Registers the ``__search__`` marker's copy onto tables before any model is mapped.
+import app.search.index  # noqa: F401
+
 PRIVATE = "private"
 # A column whose old and new values travel in change events although no read range is
 # keyed on it (e.g. the token epoch, which revokes live queries when it moves).

@@ -12,8 +12,9 @@ What counts as which:
 - additive (applied on start): ``create_table``; ``add_column`` when the column is
   nullable, has a server default, or has a scalar Python default (bool, int, float,
   str, a member of the column's enum) that becomes its server default;
-  ``create_index`` and ``replace_index``; ``alter_nullable`` that drops a NOT NULL, on
-  PostgreSQL.
+  ``create_index`` and ``replace_index``; ``search_index`` (a model's ``__search__``
+  index created, or rebuilt when it changed: see ``app.search.index``);
+  ``alter_nullable`` that drops a NOT NULL, on PostgreSQL.
 - destructive (refused unless ``allow_destructive=True``): ``drop_column``,
   ``alter_type``, ``alter_nullable`` that adds a NOT NULL.
 - refused even when allowed (``applicable=False``): a NOT NULL column without a default
@@ -74,6 +75,8 @@ from sqlalchemy.schema import ColumnDefault, DefaultClause
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
+from app.search import index as search_index
+
 __all__ = [
     "ADD_COLUMN",
     "ALTER_NULLABLE",
@@ -82,6 +85,7 @@ __all__ = [
     "CREATE_TABLE",
     "DROP_COLUMN",
     "REPLACE_INDEX",
+    "SEARCH_INDEX",
     "DestructiveChangeRefused",
     "SchemaChange",
     "SyncPlan",
@@ -93,6 +97,7 @@ CREATE_TABLE = "create_table"
 ADD_COLUMN = "add_column"
 CREATE_INDEX = "create_index"
 REPLACE_INDEX = "replace_index"
+SEARCH_INDEX = "search_index"
 DROP_COLUMN = "drop_column"
 ALTER_TYPE = "alter_type"
 ALTER_NULLABLE = "alter_nullable"
@@ -267,8 +272,12 @@ def _plan(conn: Connection, metadata: MetaData) -> tuple[SyncPlan, list[_Step]]:
             existing[table.schema] = set(inspector.get_table_names(schema=table.schema))
         if table.name in existing[table.schema]:
             steps.extend(_diff_table(conn, inspector, table))
+            if search_index.stale(conn, table):
+                steps.append(_search_index(conn.dialect, table))
         else:
             steps.append(_create_table(conn.dialect, table))
+            if search_index.searched_columns(table):
+                steps.append(_search_index(conn.dialect, table))
     return SyncPlan(tuple(change for change, _ in steps)), steps
 
 
@@ -296,7 +305,7 @@ def _diff_table(conn: Connection, inspector: Inspector, table: Table) -> list[_S
             steps.append(_add_column(conn, table, column))
         else:
             steps.extend(_diff_column(dialect, table, column, found))
-    declared = {c.name for c in table.c}
+    declared = {*(c.name for c in table.c), *search_index.owned_columns(dialect, table)}
     for name in reflected:
         if name not in declared:
             steps.append(_drop_column(dialect, inspector, table, name))
@@ -306,6 +315,14 @@ def _diff_table(conn: Connection, inspector: Inspector, table: Table) -> list[_S
 
 def _has_rows(conn: Connection, table: Table) -> bool:
     return conn.execute(select(literal(1)).select_from(table).limit(1)).first() is not None
+
+
+def _search_index(dialect: Dialect, table: Table) -> _Step:
+    columns = ", ".join(search_index.searched_columns(table))
+    kind = "FTS5 table" if dialect.name == "sqlite" else "tsvector column and GIN index"
+    detail = f"create or rebuild search index on {table.fullname} ({columns}): {kind}"
+    change = SchemaChange(SEARCH_INDEX, table.fullname, detail, destructive=False)
+    return change, lambda conn: search_index.rebuild(conn, table)
 
 
 # --- columns ----------------------------------------------------------------------------

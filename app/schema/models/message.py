@@ -22,6 +22,8 @@ class Message(TenantScoped, table=True):
     )
     # Keyset order of every list of messages: newest first, the id breaks ties.
     __list_order__: ClassVar[tuple[str, ...]] = ("-created_at", "-id")
+    # Full-text index over the text (`searchMessages`): FTS5 on SQLite, tsvector on PostgreSQL.
+    __search__: ClassVar[tuple[str, ...]] = ("body",)
 
     id: int | None = Field(default=None, primary_key=True)
     channel_id: int = Field(foreign_key="channel.id", index=True, description="Its channel.")
