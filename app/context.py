@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from app.live.engine import LiveEngine
     from app.ratelimit import RateLimits
     from app.shutdown import Drain
+    from app.storage.blobs import Blobs
 
 ModelT = TypeVar("ModelT", bound=SQLModel)
 T = TypeVar("T")
@@ -53,6 +54,7 @@ class Services:
     live: LiveEngine
     rate_limits: RateLimits
     drain: Drain
+    blobs: Blobs
 
 
 # Primary keys are INTEGER columns: PostgreSQL refuses a larger bound parameter outright.

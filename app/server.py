@@ -40,6 +40,9 @@ from app.schema.registry import RESOLVER_PACKAGES
 from app.schema.sync import apply_sync
 from app.settings import Settings
 from app.shutdown import Drain, Sockets
+from app.storage import housekeeping
+from app.storage.blobs import Blobs
+from app.storage.routes import file_routes
 from app.view import GraphQLView, ServicesRef
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,7 @@ async def start_services(
         live=live,
         rate_limits=RateLimits(settings),
         drain=Drain(),
+        blobs=Blobs(settings.resolved_storage_url, settings.storage_options),
     )
 
     async def execute(cohort: Cohort, viewer: Viewer, reads: ReadSet) -> ExecutionResult:
@@ -158,6 +162,8 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         services = await start_services(settings, schema, tokens)
         ref.set(services)
+        # Until scheduled jobs exist, start-up is when expired files go.
+        await housekeeping.remove_expired_files(services)
         # What start-up built lives as long as the process: keep it out of the cyclic
         # collector's scans, so full collections stay short under many live queries.
         gc.collect()
@@ -196,6 +202,7 @@ def create_app(
         WebSocketRoute("/graphql", view),
         Route("/healthz", health),
         Route("/livez", live_stats),
+        *file_routes(ref),
     ]
     if settings.web_dist and Path(settings.web_dist).is_dir():
         dist = Path(settings.web_dist)

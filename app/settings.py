@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))
 
@@ -54,6 +56,25 @@ def _development_secret(data_dir: Path) -> str:
     return key
 
 
+# The standard AWS variables, for an s3:// STORAGE_URL (any S3-compatible server).
+_S3_ENV = {
+    "AWS_ENDPOINT_URL": "endpoint",
+    "AWS_ACCESS_KEY_ID": "access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "secret_access_key",
+    "AWS_SESSION_TOKEN": "session_token",
+    "AWS_REGION": "region",
+}
+
+
+def _s3_options() -> dict[str, Any]:
+    options: dict[str, Any] = {
+        key: os.environ[name] for name, key in _S3_ENV.items() if os.environ.get(name)
+    }
+    if options.get("endpoint", "").startswith("http://"):
+        options["client_options"] = {"allow_http": True}
+    return options
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -87,6 +108,21 @@ class Settings:
     max_body_bytes: int = 1 << 20
     max_connections_per_user: int = 20
     max_live_per_user: int = 500
+    # Files: where the bytes go (file:///path or s3://bucket; None: DATA_DIR/files), the
+    # S3 options (endpoint, credentials, region), and the limits of the signed URLs.
+    storage_url: str | None = None
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    max_upload_bytes: int = 25 * 1024 * 1024
+    upload_url_ttl_s: int = 15 * 60
+    download_url_ttl_s: int = 60 * 60
+    # Files nobody attached, and those of deleted messages, are removed after this.
+    file_grace_s: int = 24 * 3600
+    # Prefix of the signed file URLs (e.g. https://chat.example.com); relative if unset.
+    public_url: str = ""
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{(DATA_DIR / 'files').resolve()}"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -127,4 +163,11 @@ class Settings:
             max_body_bytes=_int("MAX_BODY_BYTES", 1 << 20),
             max_connections_per_user=_int("MAX_CONNECTIONS_PER_USER", 20),
             max_live_per_user=_int("MAX_LIVE_PER_USER", 500),
+            storage_url=os.environ.get("STORAGE_URL") or f"file://{(data_dir / 'files').resolve()}",
+            storage_options=_s3_options(),
+            max_upload_bytes=_int("MAX_UPLOAD_BYTES", 25 * 1024 * 1024),
+            upload_url_ttl_s=_int("UPLOAD_URL_TTL_S", 15 * 60),
+            download_url_ttl_s=_int("DOWNLOAD_URL_TTL_S", 60 * 60),
+            file_grace_s=_int("FILE_GRACE_S", 24 * 3600),
+            public_url=os.environ.get("PUBLIC_URL", "").rstrip("/"),
         )

@@ -49,6 +49,7 @@ def make_settings(database_url: str, tmp: Path, **overrides: Any) -> Settings:
         # Suites sign up hundreds of users from one address; the limits have their own
         # tests, which turn them on.
         rate_limits_enabled=False,
+        storage_url=f"file://{tmp / 'files'}",
     )
     return replace(base, **overrides)
 

@@ -137,6 +137,7 @@ def test_query_fields_are_the_designed_ones() -> None:
         ("sendMessage", {"input": ("SendMessageInput!", None)}, "Message!"),
         ("editMessage", {"input": ("EditMessageInput!", None)}, "Message!"),
         ("deleteMessage", {"id": ("ID!", None)}, "ID!"),
+        ("createUploadUrl", {"input": ("CreateUploadInput!", None)}, "UploadTicket!"),
     ],
 )
 def test_mutation_is_the_designed_one(
@@ -160,7 +161,7 @@ def test_mutation_is_the_designed_one(
         (
             "Message",
             {"id": "ID!", "body": "String!", "createdAt": "DateTime!", "editedAt": "DateTime"}
-            | {"channel": "Channel!", "author": "User!"},
+            | {"channel": "Channel!", "author": "User!", "attachments": "[File!]!"},
         ),
         ("ChannelConnection", {"edges": "[ChannelEdge!]!", "pageInfo": "PageInfo!"}),
         ("ChannelEdge", {"cursor": "String!", "node": "Channel!"}),
@@ -174,7 +175,29 @@ def test_mutation_is_the_designed_one(
         ),
         ("SignInInput", {"email": "String!", "password": "String!"}),
         ("CreateChannelInput", {"name": "String!"}),
-        ("SendMessageInput", {"channelId": "ID!", "body": "String!", "idempotencyKey": "String"}),
+        (
+            "SendMessageInput",
+            {
+                "channelId": "ID!",
+                "body": "String!",
+                "idempotencyKey": "String",
+                "attachmentIds": "[ID!]",
+            },
+        ),
+        ("CreateUploadInput", {"name": "String!", "contentType": "String!", "size": "Int!"}),
+        ("UploadTicket", {"url": "String!", "expiresAt": "DateTime!"}),
+        (
+            "File",
+            {
+                "id": "ID!",
+                "name": "String!",
+                "contentType": "String!",
+                "size": "Int!",
+                "sha256": "String!",
+                "url": "String!",
+                "createdAt": "DateTime!",
+            },
+        ),
         ("EditMessageInput", {"id": "ID!", "body": "String!"}),
     ],
 )

@@ -79,6 +79,7 @@ class Loaders:
         self._reads = reads
         self._by_pk: dict[type[SQLModel], DataLoader[Any, Any]] = {}
         self._pages: dict[tuple[type[SQLModel], str], DataLoader[PageKey, Connection[Any]]] = {}
+        self._children: dict[tuple[type[SQLModel], str], DataLoader[Any, list[Any]]] = {}
 
     def by_pk(self, model: type[SQLModel]) -> DataLoader[Any, Any]:
         loader = self._by_pk.get(model)
@@ -94,6 +95,35 @@ class Loaders:
             loader = DataLoader(load_fn=self._page_batch(model, column))
             self._pages[(model, column)] = loader
         return loader
+
+    def children(self, model: type[SQLModel], column: str) -> DataLoader[Any, list[Any]]:
+        """All rows whose ``column`` is the key, by primary key: for short bounded lists
+        (a message's attachments), one statement per batch of keys."""
+        loader = self._children.get((model, column))
+        if loader is None:
+            require_tracked(model, column)
+            loader = DataLoader(load_fn=self._children_batch(model, column))
+            self._children[(model, column)] = loader
+        return loader
+
+    def _children_batch(
+        self, model: type[SQLModel], column_name: str
+    ) -> Callable[[list[Any]], Awaitable[list[list[Any]]]]:
+        table, column = table_name(model), getattr(model, column_name)
+        order = getattr(model, pk_name(model))
+        reads, fetch = self._reads, self._fetch
+
+        async def load(keys: list[Any]) -> list[list[Any]]:
+            for key in keys:
+                reads.range(table, column_name, to_scalar(key))
+            statement = select(model).where(column.in_(keys)).order_by(order)
+            rows = await _alive(fetch)(recorded(statement))
+            found: dict[Any, list[Any]] = defaultdict(list)
+            for row in rows:
+                found[getattr(row, column_name)].append(row)
+            return [found[key] for key in keys]
+
+        return load
 
     def _pk_batch(self, model: type[SQLModel]) -> Callable[[list[Any]], Awaitable[list[Any]]]:
         table, pk = table_name(model), pk_name(model)

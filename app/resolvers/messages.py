@@ -11,6 +11,7 @@ from sqlmodel import select
 from app.context import Ctx, Tx
 from app.errors import Forbidden
 from app.pagination import Connection
+from app.resolvers.files import attach, detach_all
 from app.schema.api import Input, mutation, query
 from app.schema.base import utcnow
 from app.schema.models.channel import Channel
@@ -22,6 +23,12 @@ SendMessageInput = Input(
     "body",
     "idempotency_key",
     description="A new message for a channel of the viewer's workspace.",
+    extras={
+        "attachment_ids": (
+            list[strawberry.ID] | None,
+            "Files to attach (from createUploadUrl): of this workspace, attached nowhere yet.",
+        )
+    },
 )
 EditMessageInput = Input(
     "EditMessageInput", "id", "body", description="New text for one of the viewer's messages."
@@ -67,7 +74,12 @@ async def search_messages(
 
 
 @mutation
-async def send_message(ctx: Ctx, tx: Tx, input: Annotated[Message, SendMessageInput]) -> Message:
+async def send_message(
+    ctx: Ctx,
+    tx: Tx,
+    input: Annotated[Message, SendMessageInput],
+    attachment_ids: list[strawberry.ID] | None = None,
+) -> Message:
     """Post to a channel. Retrying with the same `idempotencyKey` returns the first message."""
     author_id = ctx.require_viewer().user_id
     await tx.fetch(Channel, input.channel_id)
@@ -79,6 +91,7 @@ async def send_message(ctx: Ctx, tx: Tx, input: Annotated[Message, SendMessageIn
     )
     if input.idempotency_key is None:
         tx.add(message)
+        await attach(tx, message, attachment_ids or [])
         return message
     try:
         await tx.nested(lambda: _insert(tx, message))
@@ -93,6 +106,7 @@ async def send_message(ctx: Ctx, tx: Tx, input: Annotated[Message, SendMessageIn
         if first is None:
             raise
         return first
+    await attach(tx, message, attachment_ids or [])
     return message
 
 
@@ -122,5 +136,6 @@ async def edit_message(ctx: Ctx, tx: Tx, input: Annotated[Message, EditMessageIn
 async def delete_message(ctx: Ctx, tx: Tx, id: strawberry.ID) -> strawberry.ID:
     """Delete a message (author only); returns its id."""
     message = await _own_message(ctx, tx, id)
+    await detach_all(tx, message)
     await tx.delete(message)
     return id

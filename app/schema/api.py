@@ -33,7 +33,7 @@ from strawberry.types.field import StrawberryField
 from app.context import Ctx, Tx
 from app.errors import BadUserInput
 from app.pagination import Connection
-from app.schema.types import graphql_type
+from app.schema.types import computed_fields, graphql_type
 
 Kind = Literal["query", "mutation"]
 # Conventional arguments documented once; others from the docstring's ``Args:`` lines.
@@ -61,14 +61,24 @@ class Input:
     name: str
     fields: tuple[str, ...]
     description: str | None = None
+    # Fields that are no column of the model: name -> (annotation, description). The
+    # resolver receives each as a parameter of the same name.
+    extras: dict[str, tuple[Any, str]] = field(default_factory=dict, compare=False, hash=False)
     _cache: dict[type[SQLModel], tuple[type, type[pydantic.BaseModel]]] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
 
-    def __init__(self, name: str, *fields: str, description: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *fields: str,
+        description: str | None = None,
+        extras: dict[str, tuple[Any, str]] | None = None,
+    ) -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "fields", fields)
         object.__setattr__(self, "description", description)
+        object.__setattr__(self, "extras", dict(extras or {}))
         object.__setattr__(self, "_cache", {})
 
     def types_for(self, model: type[SQLModel]) -> tuple[type, type[pydantic.BaseModel]]:
@@ -111,6 +121,37 @@ def mutation(
 ) -> OperationFn | Callable[[OperationFn], OperationFn]:
     """A root mutation field. Unless ``public``, it requires an authenticated viewer."""
     return _marker("mutation", fn, public, description)
+
+
+def computed(
+    model: type[SQLModel], *, description: str | None = None
+) -> Callable[[OperationFn], OperationFn]:
+    """A field of a table's type computed by ``fn(ctx, row)`` instead of stored.
+
+    @computed(File)
+    async def url(ctx: Ctx, file: File) -> str: ...
+    """
+
+    def mark(fn: OperationFn) -> OperationFn:
+        def make_field() -> Any:
+            # Made when the type is generated: the return type may be a table whose own
+            # type does not exist yet when the function is defined.
+            async def resolve(root: Any, info: strawberry.Info) -> Any:
+                return await fn(info.context, root)
+
+            hints = typing.get_type_hints(fn)
+            resolve.__annotations__ = {
+                "root": Any,
+                "info": strawberry.Info,
+                "return": map_annotation(hints["return"]),
+            }
+            resolve.__name__ = fn.__name__
+            return strawberry.field(resolver=resolve, description=description or summary(fn))
+
+        computed_fields.setdefault(model, {})[fn.__name__] = make_field
+        return fn
+
+    return mark
 
 
 def map_annotation(annotation: Any) -> Any:
@@ -166,6 +207,9 @@ def _graphql_input(model: type[SQLModel], spec: Input) -> type:
             if required
             else strawberry.field(description=text, default=strawberry.UNSET)
         )
+    for name, (annotation, text) in spec.extras.items():
+        namespace["__annotations__"][name] = annotation
+        namespace[name] = strawberry.field(description=text, default=None)
     cls = type(spec.name, (), namespace)
     return strawberry.input(cls, name=spec.name, description=spec.description or model.__doc__)
 
@@ -265,8 +309,15 @@ def resolver_field(fn: Callable[..., Awaitable[Any]]) -> StrawberryField:
     ctx_name = tx_name = None
     docs = argument_docs(fn)
     inputs: dict[str, tuple[type[SQLModel], Input]] = {}
+    extras: dict[str, str] = {}  # extra input field -> its input parameter
+    for param in inspect.signature(fn).parameters.values():
+        spec = _input_spec(hints[param.name])
+        if spec is not None:
+            extras.update(dict.fromkeys(spec[1].extras, param.name))
     for param in inspect.signature(fn).parameters.values():
         hint = hints[param.name]
+        if param.name in extras:
+            continue
         if hint is Ctx:
             ctx_name = param.name
             continue
@@ -298,6 +349,8 @@ def resolver_field(fn: Callable[..., Awaitable[Any]]) -> StrawberryField:
 
     async def resolve(info: strawberry.Info, **kwargs: Any) -> Any:
         ctx: Ctx = info.context
+        for extra, holder in extras.items():
+            kwargs[extra] = getattr(kwargs[holder], extra, None)
         for name, (model, spec) in inputs.items():
             kwargs[name] = validate_input(model, spec, kwargs[name], _camel(name))
 

@@ -23,9 +23,10 @@ def build_schema(
     introspection: bool = True,
 ) -> LiveSchema:
     models = table_models(model_packages)
+    # Resolver modules first: they may declare computed fields of the models' types.
+    modules = import_all(resolver_packages)
     for model in models:
         graphql_type(model)
-    modules = import_all(resolver_packages)
     query = root_type("Query", collect(modules, "query"), "Read the viewer's workspace.")
     mutation = root_type("Mutation", collect(modules, "mutation"), "Change data, atomically.")
     if query is None:

@@ -14,6 +14,7 @@ import decimal
 import types
 import typing
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import strawberry
@@ -25,6 +26,9 @@ from app.pagination import Connection
 from app.schema.base import PRIVATE
 
 _generated: dict[type[SQLModel], type] = {}
+# Fields computed by a function rather than stored (``app.schema.api.computed``): a
+# factory per field name, by model; registered before the type is generated.
+computed_fields: dict[type[SQLModel], dict[str, Callable[[], Any]]] = {}
 
 SCALARS: dict[type, Any] = {
     int: int,
@@ -158,6 +162,8 @@ def graphql_type(model: type[SQLModel]) -> type:
         else:
             continue
         setattr(cls, rel.key, field)
+    for name, make_field in computed_fields.get(model, {}).items():
+        setattr(cls, name, make_field())
     doc = (model.__doc__ or "").strip() or None
     strawberry.type(cls, name=model.__name__, description=doc)
     return cls
