@@ -47,6 +47,7 @@ def _export_schema(args: argparse.Namespace) -> int:
 
 def _db_sync(args: argparse.Namespace) -> int:
     from app.database import Database
+    from app.jobs import table as _job_table  # noqa: F401 - registers the job table
     from app.live import changelog
     from app.schema.build import build_schema
     from app.schema.sync import DestructiveChangeRefused, apply_sync, plan_sync

@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlmodel import SQLModel, select
@@ -55,6 +56,8 @@ class Services:
     rate_limits: RateLimits
     drain: Drain
     blobs: Blobs
+    # The scheduled-job runner, when this process runs one (app.jobs.runner.Runner).
+    runner: Any = None
 
 
 # Primary keys are INTEGER columns: PostgreSQL refuses a larger bound parameter outright.
@@ -258,6 +261,10 @@ class Ctx:
                 )
                 if batch is not None:
                     services.live.committed(batch)
+                    if services.runner is not None and any(
+                        change.table == "scheduled_job" for change in batch.changes
+                    ):
+                        services.runner.wake()
             return result, batch
 
         task = services.drain.keep(asyncio.ensure_future(write()))
@@ -295,6 +302,33 @@ class Tx:
     def __init__(self, session: AsyncSession, *, lock_rows: bool) -> None:
         self.session = session
         self._lock_rows = lock_rows
+
+    @property
+    def locks_rows(self) -> bool:
+        return self._lock_rows
+
+    async def schedule(
+        self,
+        fn: Callable[..., Any],
+        *,
+        run_after: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        **args: Any,
+    ) -> int:
+        """Run an internal mutation or action later; the job commits with this transaction.
+
+        ``run_after`` is a delay (seconds or a timedelta), ``run_at`` an aware datetime;
+        ``args`` are JSON values. Returns the job's id.
+        """
+        from app.jobs import store
+
+        return await store.schedule(self, fn, run_after=run_after, run_at=run_at, args=args)
+
+    async def cancel_scheduled(self, job_id: int) -> bool:
+        """Cancel a job that has not started yet; False if it already started or ended."""
+        from app.jobs import store
+
+        return await store.cancel(self, job_id)
 
     async def get(self, model: type[ModelT], ident: object) -> ModelT | None:
         """A row to change: locked on PostgreSQL (SQLite's writer lock covers it)."""

@@ -29,6 +29,7 @@ from app.auth import TokenService, Viewer
 from app.context import Ctx, Services
 from app.database import Database
 from app.errors import BAD_USER_INPUT
+from app.jobs.runner import Runner, RunnerConfig
 from app.live import changelog
 from app.live.cohort import Cohort
 from app.live.engine import LiveEngine
@@ -80,10 +81,16 @@ async def start_services(
 
     live.bind(execute)
     await live.start()
+    if settings.scheduler_enabled:
+        runner = Runner(services, RunnerConfig.from_settings(settings))
+        await runner.start()
+        services.runner = runner
     return services
 
 
 async def stop_services(services: Services) -> None:
+    if services.runner is not None:
+        await services.runner.stop()
     await services.live.stop()
     await services.db.dispose()
 

@@ -123,6 +123,19 @@ class Settings:
     @property
     def resolved_storage_url(self) -> str:
         return self.storage_url or f"file://{(DATA_DIR / 'files').resolve()}"
+    # Scheduled functions (app.jobs): the runner starts with the server unless disabled.
+    scheduler_enabled: bool = True
+    scheduler_poll_s: float = 0.5
+    scheduler_lease_s: float = 30.0
+    scheduler_batch: int = 50
+    scheduler_max_attempts: int = 5
+    scheduler_backoff_base_s: float = 1.0
+    scheduler_backoff_max_s: float = 300.0
+    action_timeout_s: float = 30.0
+    # Link previews: outbound fetches refuse non-public addresses unless allowed.
+    link_preview_allow_private: bool = False
+    link_preview_timeout_s: float = 5.0
+    link_preview_max_bytes: int = 256 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -170,4 +183,13 @@ class Settings:
             download_url_ttl_s=_int("DOWNLOAD_URL_TTL_S", 60 * 60),
             file_grace_s=_int("FILE_GRACE_S", 24 * 3600),
             public_url=os.environ.get("PUBLIC_URL", "").rstrip("/"),
+            scheduler_enabled=_bool("SCHEDULER", True),
+            scheduler_poll_s=_float("SCHEDULER_POLL_S", 0.5),
+            scheduler_lease_s=_float("SCHEDULER_LEASE_S", 30.0),
+            scheduler_batch=_int("SCHEDULER_BATCH", 50),
+            scheduler_max_attempts=_int("SCHEDULER_MAX_ATTEMPTS", 5),
+            action_timeout_s=_float("ACTION_TIMEOUT_S", 30.0),
+            link_preview_allow_private=_bool("LINK_PREVIEW_ALLOW_PRIVATE", False),
+            link_preview_timeout_s=_float("LINK_PREVIEW_TIMEOUT_S", 5.0),
+            link_preview_max_bytes=_int("LINK_PREVIEW_MAX_BYTES", 256 * 1024),
         )

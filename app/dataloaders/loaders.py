@@ -80,6 +80,7 @@ class Loaders:
         self._by_pk: dict[type[SQLModel], DataLoader[Any, Any]] = {}
         self._pages: dict[tuple[type[SQLModel], str], DataLoader[PageKey, Connection[Any]]] = {}
         self._children: dict[tuple[type[SQLModel], str], DataLoader[Any, list[Any]]] = {}
+        self._unique: dict[tuple[type[SQLModel], str], DataLoader[Any, Any]] = {}
 
     def by_pk(self, model: type[SQLModel]) -> DataLoader[Any, Any]:
         loader = self._by_pk.get(model)
@@ -122,6 +123,28 @@ class Loaders:
             for row in rows:
                 found[getattr(row, column_name)].append(row)
             return [found[key] for key in keys]
+    def by_unique(self, model: type[SQLModel], column: str) -> DataLoader[Any, Any]:
+        """The one row whose unique ``column`` equals each key, or None."""
+        loader = self._unique.get((model, column))
+        if loader is None:
+            require_tracked(model, column)
+            loader = DataLoader(load_fn=self._unique_batch(model, column))
+            self._unique[(model, column)] = loader
+        return loader
+
+    def _unique_batch(
+        self, model: type[SQLModel], column_name: str
+    ) -> Callable[[list[Any]], Awaitable[list[Any]]]:
+        table, column = table_name(model), getattr(model, column_name)
+        reads, fetch = self._reads, self._fetch
+
+        async def load(keys: list[Any]) -> list[Any]:
+            # A range read: the row appearing later (an insert) must re-run the query.
+            for key in keys:
+                reads.range(table, column_name, to_scalar(key))
+            rows = await _alive(fetch)(recorded(select(model).where(column.in_(keys))))
+            found = {getattr(row, column_name): row for row in rows}
+            return [found.get(key) for key in keys]
 
         return load
 

@@ -12,6 +12,7 @@ from app.context import Ctx, Tx
 from app.errors import Forbidden
 from app.pagination import Connection
 from app.resolvers.files import attach, detach_all
+from app.resolvers.link_previews import schedule_preview
 from app.schema.api import Input, mutation, query
 from app.schema.base import utcnow
 from app.schema.models.channel import Channel
@@ -92,6 +93,7 @@ async def send_message(
     if input.idempotency_key is None:
         tx.add(message)
         await attach(tx, message, attachment_ids or [])
+        await schedule_preview(tx, message)
         return message
     try:
         await tx.nested(lambda: _insert(tx, message))
@@ -107,6 +109,7 @@ async def send_message(
             raise
         return first
     await attach(tx, message, attachment_ids or [])
+    await schedule_preview(tx, message)
     return message
 
 

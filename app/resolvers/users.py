@@ -13,6 +13,7 @@ from app.errors import BadUserInput, Conflict, RateLimited, Unauthenticated
 from app.passwords import hash_password, verify_password
 from app.ratelimit import client_address
 from app.schema.api import mutation, query
+from app.schema.base import utcnow
 from app.schema.models.invite import Invite
 from app.schema.models.user import User
 from app.schema.models.workspace import Workspace
@@ -112,7 +113,7 @@ async def sign_up(ctx: Ctx, input: SignUpInput) -> AuthPayload:
             raise Conflict("Email already registered", fields=[{"path": "input.email"}])
         if input.invite_code is not None:
             invite = await tx.first(select(Invite).where(Invite.code == input.invite_code))
-            if invite is None:
+            if invite is None or (invite.expires_at is not None and invite.expires_at <= utcnow()):
                 raise BadUserInput.field("input.inviteCode", "no such invite")
             workspace_id = invite.workspace_id
         else:

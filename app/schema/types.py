@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import enum
 import types
 import typing
 import uuid
@@ -70,8 +71,16 @@ def replaced_foreign_keys(model: type[SQLModel]) -> set[str]:
 def field_annotation(model: type[SQLModel], column: Column[Any]) -> Any:
     info = model.model_fields.get(column.key)
     python = base_type(info.annotation) if info else column.type.python_type
+    if isinstance(python, type) and issubclass(python, enum.Enum):
+        _graphql_enum(python)
     scalar: Any = strawberry.ID if column.primary_key else SCALARS.get(python, python)
     return scalar | None if column.nullable and not column.primary_key else scalar
+
+
+def _graphql_enum(python: type[enum.Enum]) -> None:
+    """An enum column's type becomes a GraphQL enum of the same name, once."""
+    if not hasattr(python, "__strawberry_definition__"):
+        strawberry.enum(python, description=(python.__doc__ or "").strip() or None)
 
 
 def description(model: type[SQLModel], name: str) -> str | None:
@@ -104,6 +113,24 @@ def _many_to_one(rel: RelationshipProperty[Any]) -> Any:
     return strawberry.field(
         resolver=resolve,
         description=description(rel.parent.class_, local_key) or f"The related {target.__name__}.",
+    )
+
+
+def _one_to_one(rel: RelationshipProperty[Any]) -> Any:
+    """A one-to-one child (a unique foreign key on the child): an object field or null."""
+    target = rel.mapper.class_
+    ((parent_column, child_column),) = rel.local_remote_pairs
+    parent_key, child_key = _key(parent_column), _key(child_column)
+
+    async def resolve(root: Any, info: strawberry.Info) -> Any:
+        return await info.context.loaders.by_unique(target, child_key).load(
+            getattr(root, parent_key)
+        )
+
+    resolve.__annotations__["return"] = graphql_type(target) | None
+    resolve.__name__ = rel.key
+    return strawberry.field(
+        resolver=resolve, description=rel.info.get("description") or f"Its {target.__name__}."
     )
 
 
@@ -157,6 +184,8 @@ def graphql_type(model: type[SQLModel]) -> type:
     for rel in _relationships(model):
         if rel.direction is RelationshipDirection.MANYTOONE:
             field = _many_to_one(rel)
+        elif rel.direction is RelationshipDirection.ONETOMANY and not rel.uselist:
+            field = _one_to_one(rel)
         elif rel.direction is RelationshipDirection.ONETOMANY:
             field = _one_to_many(rel)
         else:

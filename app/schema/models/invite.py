@@ -1,10 +1,16 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Field
 
-from app.schema.base import TenantScoped, created_at_field, private
+from app.schema.base import TenantScoped, UTCDateTime, created_at_field, private, utcnow
+
+INVITE_TTL = timedelta(days=7)
+
+
+def _expiry() -> datetime:
+    return utcnow() + INVITE_TTL
 
 
 class Invite(TenantScoped, table=True):
@@ -14,3 +20,5 @@ class Invite(TenantScoped, table=True):
     code: str = Field(unique=True, index=True, max_length=64, description="The code to share.")
     created_by_id: int = private(foreign_key="user.id", index=True)
     created_at: datetime = created_at_field()
+    # Null: made before invites expired, valid until pruned by hand.
+    expires_at: datetime | None = private(default_factory=_expiry, sa_type=UTCDateTime, index=True)

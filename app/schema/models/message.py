@@ -1,5 +1,5 @@
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Optional
 
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, Relationship
@@ -8,6 +8,7 @@ from app.schema.base import TenantScoped, UTCDateTime, created_at_field, private
 
 if TYPE_CHECKING:
     from app.schema.models.channel import Channel
+    from app.schema.models.link_preview import LinkPreview
     from app.schema.models.user import User
 
 
@@ -43,3 +44,12 @@ class Message(TenantScoped, table=True):
         back_populates="messages", sa_relationship_kwargs={"lazy": "raise"}
     )
     author: "User" = Relationship(sa_relationship_kwargs={"lazy": "raise"})
+    link_preview: Optional["LinkPreview"] = Relationship(
+        sa_relationship_kwargs={
+            "lazy": "raise",
+            "uselist": False,
+            # The database deletes the preview with its message (ON DELETE CASCADE).
+            "passive_deletes": True,
+            "info": {"description": "The linked page's title, once fetched (http(s) only)."},
+        }
+    )
