@@ -94,7 +94,7 @@ async def due(scene: Scene) -> int:
 
 async def channel_bodies(scene: Scene) -> list[str]:
     data = await scene.server.gql(
-        'query($c: ID!) { messages(channelId: $c) { edges { node { body } } } }',
+        "query($c: ID!) { messages(channelId: $c) { edges { node { body } } } }",
         {"c": scene.channel},
         scene.author,
     )
@@ -227,9 +227,12 @@ async def test_expired_invites_are_pruned_and_refused(scene: Scene) -> None:
 async def test_a_live_list_shows_the_message_being_sent(scene: Scene) -> None:
     scheduled = await schedule(scene, "live")
     async with WSClient.connect(scene.server, scene.author) as ws:
-        op = await ws.subscribe(f"{LIST.replace('query(', 'query Live(', 1)}".replace(
-            "query Live($c: ID!)", "query Live($c: ID!) @live"
-        ), {"c": scene.channel})
+        op = await ws.subscribe(
+            f"{LIST.replace('query(', 'query Live(', 1)}".replace(
+                "query Live($c: ID!)", "query Live($c: ID!) @live"
+            ),
+            {"c": scene.channel},
+        )
         first = await ws.receive_for(op)
         (row,) = [e["node"] for e in first["payload"]["data"]["scheduledMessages"]["edges"]]
         assert (row["id"], row["status"]) == (scheduled["id"], "PENDING")
@@ -265,7 +268,9 @@ async def test_two_server_processes_send_each_message_exactly_once(tmp_path: Pat
                     {"i": {"channelId": channel, "body": body, "sendAt": at(1)}},
                     author,
                 )
-            query = 'query($c: ID!) { messages(channelId: $c, first: 200) { edges { node { body } } } }'
+            query = (
+                "query($c: ID!) { messages(channelId: $c, first: 200) { edges { node { body } } } }"
+            )
             async with asyncio.timeout(30):
                 while True:
                     data = await one.gql(query, {"c": channel}, author)

@@ -49,6 +49,7 @@ class Clock:
 
 calls: dict[str, int] = {}
 gates: dict[str, asyncio.Event] = {}
+arrived: dict[str, asyncio.Event] = {}
 failures: dict[str, int] = {}
 
 
@@ -56,6 +57,7 @@ failures: dict[str, int] = {}
 async def make_workspace(ctx: JobContext, tx: Tx, *, name: str) -> None:
     calls[name] = calls.get(name, 0) + 1
     if name in gates:
+        arrived.setdefault(name, asyncio.Event()).set()
         await gates[name].wait()
     if failures.get(name, 0) > 0:
         failures[name] -= 1
@@ -73,6 +75,7 @@ async def refuse(ctx: JobContext, tx: Tx, *, name: str) -> None:
 async def side_effect(ctx: ActionContext, *, name: str) -> None:
     calls[name] = calls.get(name, 0) + 1
     if name in gates:
+        arrived.setdefault(name, asyncio.Event()).set()
         await gates[name].wait()
     await ctx.run_mutation(make_workspace, name=f"{name}-written")
 
@@ -98,6 +101,7 @@ def clean_state() -> Iterator[None]:
     yield
     calls.clear()
     gates.clear()
+    arrived.clear()
     failures.clear()
 
 
@@ -174,8 +178,7 @@ async def test_a_mutation_interrupted_by_a_restart_runs_once_after_its_lease(
     gates["restart"] = asyncio.Event()
     crashed = asyncio.create_task(first.run_due())
     async with asyncio.timeout(5):
-        while calls.get("restart") != 1:
-            await asyncio.sleep(0.01)
+        await arrived.setdefault("restart", asyncio.Event()).wait()
     crashed.cancel()  # the process dies mid-job: its transaction never commits
     with pytest.raises(asyncio.CancelledError):
         await crashed
@@ -198,8 +201,7 @@ async def test_an_action_interrupted_by_a_restart_is_failed_not_run_again(
     gates["effect"] = asyncio.Event()
     crashed = asyncio.create_task(first.run_due())
     async with asyncio.timeout(5):
-        while calls.get("effect") != 1:
-            await asyncio.sleep(0.01)
+        await arrived.setdefault("effect", asyncio.Event()).wait()
     crashed.cancel()
     with pytest.raises(asyncio.CancelledError):
         await crashed

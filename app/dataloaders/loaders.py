@@ -123,6 +123,9 @@ class Loaders:
             for row in rows:
                 found[getattr(row, column_name)].append(row)
             return [found[key] for key in keys]
+
+        return load
+
     def by_unique(self, model: type[SQLModel], column: str) -> DataLoader[Any, Any]:
         """The one row whose unique ``column`` equals each key, or None."""
         loader = self._unique.get((model, column))
