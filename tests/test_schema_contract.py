@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from graphql import (
     GraphQLArgument,
+    GraphQLEnumType,
     GraphQLInputObjectType,
     GraphQLInterfaceType,
     GraphQLNamedType,
@@ -113,6 +114,7 @@ def test_query_fields_are_the_designed_ones() -> None:
         "messages": "MessageConnection!",
         "user": "User",
         "searchMessages": "MessageConnection!",
+        "scheduledMessages": "ScheduledMessageConnection!",
     }
     assert _arguments("Query", "viewer") == {}
     assert _arguments("Query", "channels") == PAGE_ARGS
@@ -125,6 +127,7 @@ def test_query_fields_are_the_designed_ones() -> None:
         "first": ("Int", 20),
         "after": ("String", None),
     }
+    assert _arguments("Query", "scheduledMessages") == {"channelId": ("ID!", None), **PAGE_ARGS}
 
 
 @pytest.mark.parametrize(
@@ -138,6 +141,8 @@ def test_query_fields_are_the_designed_ones() -> None:
         ("editMessage", {"input": ("EditMessageInput!", None)}, "Message!"),
         ("deleteMessage", {"id": ("ID!", None)}, "ID!"),
         ("createUploadUrl", {"input": ("CreateUploadInput!", None)}, "UploadTicket!"),
+        ("scheduleMessage", {"input": ("ScheduleMessageInput!", None)}, "ScheduledMessage!"),
+        ("cancelScheduledMessage", {"id": ("ID!", None)}, "ScheduledMessage!"),
     ],
 )
 def test_mutation_is_the_designed_one(
@@ -199,6 +204,17 @@ def test_mutation_is_the_designed_one(
             },
         ),
         ("EditMessageInput", {"id": "ID!", "body": "String!"}),
+        (
+            "ScheduleMessageInput",
+            {"channelId": "ID!", "body": "String!", "sendAt": "DateTime!"},
+        ),
+        (
+            "ScheduledMessage",
+            {"id": "ID!", "channel": "Channel!", "body": "String!", "sendAt": "DateTime!"}
+            | {"status": "ScheduledStatus!", "message": "Message"},
+        ),
+        ("LinkPreview", {"url": "String!", "title": "String!"}),
+        ("Message", {"linkPreview": "LinkPreview"}),
     ],
 )
 def test_type_has_the_designed_fields(type_name: str, fields: dict[str, str]) -> None:
@@ -206,6 +222,12 @@ def test_type_has_the_designed_fields(type_name: str, fields: dict[str, str]) ->
     assert {name: actual.get(name) for name in fields} == fields
     if type_name.endswith("Input"):
         assert actual == fields  # inputs accept exactly what DESIGN.md names
+
+
+def test_scheduled_status_is_the_designed_enum() -> None:
+    status = _graphql().get_type("ScheduledStatus")
+    assert isinstance(status, GraphQLEnumType)
+    assert list(status.values) == ["PENDING", "SENT", "CANCELLED", "FAILED"]
 
 
 def test_channel_messages_takes_page_arguments() -> None:
