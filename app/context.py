@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,7 +26,8 @@ from app.dataloaders.loaders import Loaders, pk_name, recorded, require_tracked,
 from app.errors import NotFound, Unauthenticated
 from app.live import capture, changelog
 from app.live.capture import to_scalar
-from app.live.changes import ChangeBatch
+from app.live.changes import ChangeBatch, Scalar
+from app.live.events import EventFilter, Position, RowEvent
 from app.live.readset import ReadSet
 from app.live.recording import READS_KEY
 from app.pagination import Connection
@@ -234,6 +236,36 @@ class Ctx:
         )
         hits = await self.rows(recorded(statement))
         return search_statement.build_connection(model, hits, size)
+
+    @property
+    def live_connection(self) -> Any:
+        """The WebSocket's live operations (None over HTTP and SSE)."""
+        return getattr(self.connection, "live_connection", None)
+
+    async def events(
+        self,
+        model: type[SQLModel],
+        where: Mapping[str, Scalar],
+        *,
+        after: str | None = None,
+    ) -> AsyncIterator[RowEvent]:
+        """The committed changes to ``model``'s rows whose tracked columns match ``where``,
+        in commit order: replayed from the change log after the cursor ``after``, then
+        live. For a subscription: this execution's read session is closed while it
+        waits, and each event is read on a fresh snapshot."""
+        position = None if after is None else Position.parse(after)
+        viewer = self.require_viewer()
+        live = self.services.live
+        event_filter = EventFilter(table_name(model), dict(where))
+        stream = live.open_events(viewer, self.live_connection, event_filter)
+        async with aclosing(stream.events(position)) as events:
+            while True:
+                await self.refresh_snapshot()
+                try:
+                    event = await anext(events)
+                except StopAsyncIteration:
+                    return
+                yield event
 
     def record_row(self, model: type[SQLModel], ident: object) -> None:
         self.reads.row(table_name(model), to_scalar(ident))

@@ -6,6 +6,7 @@
     ├── NotFound             NOT_FOUND        absent, or in another workspace (same answer)
     ├── BadUserInput         BAD_USER_INPUT   with per-field details
     ├── Conflict             CONFLICT         a unique value is taken; a busy database
+    ├── CursorExpired        CURSOR_EXPIRED   an event cursor older than the change log keeps
     └── RateLimited          RATE_LIMITED
 
 Anything else raised in a resolver is unexpected: it is logged with a request id and
@@ -23,6 +24,7 @@ NOT_FOUND: Final = "NOT_FOUND"
 BAD_USER_INPUT: Final = "BAD_USER_INPUT"
 CONFLICT: Final = "CONFLICT"
 RATE_LIMITED: Final = "RATE_LIMITED"
+CURSOR_EXPIRED: Final = "CURSOR_EXPIRED"
 INTERNAL: Final = "INTERNAL"
 GRAPHQL_PARSE_FAILED: Final = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED: Final = "GRAPHQL_VALIDATION_FAILED"
@@ -71,6 +73,15 @@ class BadUserInput(AppError):
 
 class Conflict(AppError):
     code = CONFLICT
+
+
+class CursorExpired(AppError):
+    """The events after this cursor are no longer in the change log: re-read a query."""
+
+    code = CURSOR_EXPIRED
+
+    def __init__(self, message: str = "Cursor expired: the events after it were pruned") -> None:
+        super().__init__(message)
 
 
 class RateLimited(AppError):

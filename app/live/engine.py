@@ -18,10 +18,11 @@ from strawberry.types import ExecutionResult
 
 from app.auth import EPOCH_COLUMN, EPOCH_TABLE, Scope, Viewer
 from app.database import Database
-from app.errors import INTERNAL, UNAUTHENTICATED, Forbidden
+from app.errors import INTERNAL, UNAUTHENTICATED, Forbidden, Unauthenticated
 from app.live import changelog
 from app.live.changes import ChangeBatch
 from app.live.cohort import Cohort, CohortKey, OperationKey, RunOutcome, Subscriber
+from app.live.events import EventFilter, EventHub, EventStream
 from app.live.feed import ChangeFeed
 from app.live.index import InvalidationIndex, touches
 from app.live.readset import ReadSet
@@ -44,6 +45,8 @@ class LiveConnection:
 
     def __init__(self, close: Callable[[int, str], Awaitable[None]] | None = None) -> None:
         self.subscribers: set[Subscriber] = set()
+        # Subscriptions (events, signals): counted against the same per-connection bound.
+        self.streams = 0
         self._changed = asyncio.Event()
         self._close = close
         self._closing: asyncio.Task[None] | None = None
@@ -52,7 +55,11 @@ class LiveConnection:
         """Close the connection of a client that stopped reading (once)."""
         if self._close is None or self._closing is not None:
             return
-        log.warning("closing a slow consumer with %d live queries", len(self.subscribers))
+        log.warning(
+            "closing a slow consumer with %d live queries and %d subscriptions",
+            len(self.subscribers),
+            self.streams,
+        )
         for subscriber in list(self.subscribers):
             subscriber.detach()
         # The close frame waits behind what the client has not read; the live queries
@@ -112,6 +119,7 @@ class LiveEngine:
         *,
         max_per_connection: int = 100,
         max_per_user: int = 500,
+        event_queue_max: int = 1000,
     ) -> None:
         self._db = db
         self.feed = ChangeFeed(
@@ -140,10 +148,15 @@ class LiveEngine:
         self._stopping: set[asyncio.Task[None]] = set()
         self.executions = 0
         self._execute: Execute | None = None
+        self.events = EventHub(db, lambda: self.feed.applied_version)
+        self.event_queue_max = event_queue_max
+        self._streams_by_user: dict[int, int] = {}
 
     def live_count(self, viewer: Viewer) -> int:
         """Live operations this user holds in this process."""
-        return len(self._by_user.get(viewer.user_id, ()))
+        return len(self._by_user.get(viewer.user_id, ())) + self._streams_by_user.get(
+            viewer.user_id, 0
+        )
 
     def stats(self) -> dict[str, int]:
         """Counters for operators and benchmarks: no identities, no query text."""
@@ -153,6 +166,7 @@ class LiveEngine:
             "cohorts": len(self.cohorts),
             "subscribers": sum(len(c.subscribers) for c in self.cohorts.values()),
             "reconnects": self.feed.reconnects,
+            "event_streams": self.events.count(),
         }
 
     def bind(self, execute: Execute) -> None:
@@ -193,8 +207,10 @@ class LiveEngine:
     def _reset(self, version: int) -> None:
         for cohort in self.cohorts.values():
             cohort.invalidate(version)
+        self.events.reset()
 
     def _on_batch(self, batch: ChangeBatch) -> None:
+        self.events.dispatch(batch)
         for key in self.index.affected(batch.changes):
             cohort = self.cohorts.get(key)
             if cohort is not None:
@@ -217,6 +233,9 @@ class LiveEngine:
         self._remember_epoch(user_id, epoch)
         for subscriber in self._by_user.get(user_id, ()):
             subscriber.wake()
+        # Event streams check their subscriber's token before each event; one waiting
+        # for the next event ends now instead.
+        self.events.wake_all()
 
     async def current_epoch(self, user_id: int) -> int:
         """The user's token epoch: tokens with an older one are revoked."""
@@ -322,11 +341,55 @@ class LiveEngine:
             log.error("stopping a live cohort failed", exc_info=task.exception())
 
     def admit(self, viewer: Viewer, connection: LiveConnection | None) -> None:
-        """Refuse a live operation beyond the bounds of its connection or its user."""
-        if connection is not None and len(connection.subscribers) >= self.max_per_connection:
+        """Refuse a live operation or subscription beyond the bounds of its connection
+        or its user."""
+        if (
+            connection is not None
+            and len(connection.subscribers) + connection.streams >= self.max_per_connection
+        ):
             raise LiveLimitReached("Too many live queries on this connection")
-        if len(self._by_user.get(viewer.user_id, ())) >= self.max_per_user:
+        if self.live_count(viewer) >= self.max_per_user:
             raise LiveLimitReached("Too many live queries for this user")
+
+    def hold(self, viewer: Viewer, connection: LiveConnection | None) -> Callable[[], None]:
+        """Admit a subscription, counted until the returned release is called (once)."""
+        self.admit(viewer, connection)
+        user_id = viewer.user_id
+        self._streams_by_user[user_id] = self._streams_by_user.get(user_id, 0) + 1
+        if connection is not None:
+            connection.streams += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            left = self._streams_by_user[user_id] - 1
+            if left:
+                self._streams_by_user[user_id] = left
+            else:
+                del self._streams_by_user[user_id]
+            if connection is not None:
+                connection.streams -= 1
+
+        return release
+
+    def open_events(
+        self, viewer: Viewer, connection: LiveConnection | None, event_filter: EventFilter
+    ) -> EventStream:
+        """A change-event stream as ``viewer``, ended when its token is no longer valid."""
+
+        def check() -> Exception | None:
+            problem = self.token_problem(viewer)
+            return None if problem is None else Unauthenticated(problem)
+
+        return self.events.open(
+            event_filter,
+            max_queue=self.event_queue_max,
+            check=check,
+            on_overflow=connection.slow if connection is not None else None,
+        )
 
     def subscribe(
         self,
@@ -371,10 +434,15 @@ class LiveEngine:
 
     def _check(self, viewer: Viewer) -> ExecutionResult | None:
         """Authorization re-applied before each delivery, as the subscriber."""
+        problem = self.token_problem(viewer)
+        return None if problem is None else _ended(problem)
+
+    def token_problem(self, viewer: Viewer) -> str | None:
+        """Why the subscriber's token no longer authorizes a delivery, if it doesn't."""
         if viewer.expired:
-            return _ended("Token expired")
+            return "Token expired"
         if self.revoked(viewer):
-            return _ended("Token revoked")
+            return "Token revoked"
         return None
 
 

@@ -8,19 +8,26 @@
         ctx: Ctx, tx: Tx, input: Annotated[Channel, Input("CreateChannelInput", "name")]
     ) -> Channel: ...
 
+    @subscription
+    async def message_events(ctx: Ctx, channel_id: ID) -> AsyncIterator[MessageEvent]: ...
+
 Annotations name the SQLModel tables (what the function really returns); they are mapped
 to the generated GraphQL types here. A ``Tx`` parameter makes the function run inside
-one write transaction. An ``Input`` marker generates a GraphQL input type from the named
-model fields and validates what arrives with the model's own constraints (pydantic),
-answering BAD_USER_INPUT with one entry per invalid field.
+one write transaction. A subscription is an async generator: it is admitted within the
+live bounds of its connection and user, its read session is closed while it waits, and
+what it raises reaches the client as a coded error. An ``Input`` marker generates a
+GraphQL input type from the named model fields and validates what arrives with the
+model's own constraints (pydantic), answering BAD_USER_INPUT with one entry per invalid field.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import types
 import typing
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Annotated, Any, Literal, TypeVar, overload
@@ -35,7 +42,7 @@ from app.errors import BadUserInput
 from app.pagination import Connection
 from app.schema.types import computed_fields, graphql_type
 
-Kind = Literal["query", "mutation"]
+Kind = Literal["query", "mutation", "subscription"]
 # Conventional arguments documented once; others from the docstring's ``Args:`` lines.
 ARGUMENT_DOCS = {
     "first": "Page size (default 50, maximum 200).",
@@ -44,7 +51,7 @@ ARGUMENT_DOCS = {
     "input": "The values, validated field by field.",
 }
 MARK = "__livegraph_operation__"
-OperationFn = TypeVar("OperationFn", bound=Callable[..., Awaitable[Any]])
+OperationFn = TypeVar("OperationFn", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,23 @@ def computed(
     return mark
 
 
+@overload
+def subscription(fn: OperationFn, /) -> OperationFn: ...
+@overload
+def subscription(
+    *, public: bool = False, description: str | None = None
+) -> Callable[[OperationFn], OperationFn]: ...
+def subscription(
+    fn: OperationFn | None = None, /, *, public: bool = False, description: str | None = None
+) -> OperationFn | Callable[[OperationFn], OperationFn]:
+    """A root subscription field: an async generator of events. Unless ``public``, it
+    requires an authenticated viewer."""
+    return _marker("subscription", fn, public, description)
+
+
+ASYNC_ITERATORS = (collections.abc.AsyncIterator, collections.abc.AsyncGenerator)
+
+
 def map_annotation(annotation: Any) -> Any:
     """Replace table classes by their generated GraphQL types, recursively."""
     if isinstance(annotation, type) and issubclass(annotation, SQLModel):
@@ -173,6 +197,8 @@ def map_annotation(annotation: Any) -> Any:
         return Connection[args[0]]  # type: ignore[valid-type]
     if origin is list:
         return list[args[0]]  # type: ignore[valid-type]
+    if origin in ASYNC_ITERATORS:
+        return AsyncGenerator[args[0], None]  # type: ignore[valid-type]
     return annotation
 
 
@@ -297,7 +323,7 @@ def summary(fn: Callable[..., Any]) -> str | None:
     return doc.partition("Args:")[0].strip() or None if doc else None
 
 
-def resolver_field(fn: Callable[..., Awaitable[Any]]) -> StrawberryField:
+def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
     """A Strawberry field calling ``fn`` with the context, transaction and checked inputs."""
     operation: Operation = getattr(fn, MARK)
     hints = typing.get_type_hints(fn, include_extras=True)
@@ -344,8 +370,10 @@ def resolver_field(fn: Callable[..., Awaitable[Any]]) -> StrawberryField:
         )
     if ctx_name is None:
         raise TypeError(f"{fn.__qualname__} must take a `Ctx` parameter")
-    if operation.kind == "query" and tx_name is not None:
-        raise TypeError(f"query {fn.__qualname__} cannot take a transaction")
+    if operation.kind != "mutation" and tx_name is not None:
+        raise TypeError(f"{operation.kind} {fn.__qualname__} cannot take a transaction")
+    if (operation.kind == "subscription") != inspect.isasyncgenfunction(fn):
+        raise TypeError(f"{fn.__qualname__}: only a subscription is an async generator")
 
     async def resolve(info: strawberry.Info, **kwargs: Any) -> Any:
         ctx: Ctx = info.context
@@ -361,6 +389,27 @@ def resolver_field(fn: Callable[..., Awaitable[Any]]) -> StrawberryField:
 
         return await _run(ctx, operation, call, needs_tx=tx_name is not None)
 
+    async def subscribe(info: strawberry.Info, **kwargs: Any) -> AsyncIterator[Any]:
+        ctx: Ctx = info.context
+        for name, (model, spec) in inputs.items():
+            kwargs[name] = validate_input(model, spec, kwargs[name], _camel(name))
+        if not operation.public:
+            ctx.require_viewer()
+        release = (
+            ctx.services.live.hold(ctx.viewer, ctx.live_connection)
+            if ctx.viewer is not None
+            else _nothing
+        )
+        try:
+            async with aclosing(fn(**{ctx_name: ctx}, **kwargs)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            release()
+
+    if operation.kind == "subscription":
+        resolve = subscribe  # type: ignore[assignment]
+
     return_annotation = map_annotation(hints["return"])
     resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         parameters, return_annotation=return_annotation
@@ -370,14 +419,19 @@ def resolver_field(fn: Callable[..., Awaitable[Any]]) -> StrawberryField:
     }
     resolve.__name__ = fn.__name__
     resolve.__qualname__ = fn.__qualname__
-    return strawberry.field(  # type: ignore[no-any-return]
+    make = strawberry.subscription if operation.kind == "subscription" else strawberry.field
+    return make(  # type: ignore[no-any-return]
         resolver=resolve,
         description=operation.description or summary(fn),
     )
 
 
-def collect(modules: Iterable[ModuleType], kind: Kind) -> list[Callable[..., Awaitable[Any]]]:
-    found: dict[str, Callable[..., Awaitable[Any]]] = {}
+def _nothing() -> None:
+    return None
+
+
+def collect(modules: Iterable[ModuleType], kind: Kind) -> list[Callable[..., Any]]:
+    found: dict[str, Callable[..., Any]] = {}
     for module in modules:
         for value in vars(module).values():
             operation = getattr(value, MARK, None)
@@ -390,9 +444,7 @@ def collect(modules: Iterable[ModuleType], kind: Kind) -> list[Callable[..., Awa
     return list(found.values())
 
 
-def root_type(
-    name: str, functions: list[Callable[..., Awaitable[Any]]], description: str
-) -> type | None:
+def root_type(name: str, functions: list[Callable[..., Any]], description: str) -> type | None:
     if not functions:
         return None
     namespace: dict[str, Any] = {"__module__": __name__}

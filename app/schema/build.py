@@ -29,11 +29,15 @@ def build_schema(
         graphql_type(model)
     query = root_type("Query", collect(modules, "query"), "Read the viewer's workspace.")
     mutation = root_type("Mutation", collect(modules, "mutation"), "Change data, atomically.")
+    subscription = root_type(
+        "Subscription", collect(modules, "subscription"), "What happens, as it happens."
+    )
     if query is None:
         raise RuntimeError("no @query functions found")
     return LiveSchema(
         query=query,
         mutation=mutation,
+        subscription=subscription,
         extensions=[
             # Made per execution; the parse and validation caches are shared, bounded.
             ErrorCodes,
