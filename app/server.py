@@ -65,6 +65,7 @@ async def start_services(
         settings.changelog_retention,
         max_per_connection=settings.live_max_per_connection,
         max_per_user=settings.max_live_per_user,
+        event_queue_max=settings.event_queue_max,
     )
     services = Services(
         settings=settings,

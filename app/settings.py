@@ -120,9 +120,6 @@ class Settings:
     # Prefix of the signed file URLs (e.g. https://chat.example.com); relative if unset.
     public_url: str = ""
 
-    @property
-    def resolved_storage_url(self) -> str:
-        return self.storage_url or f"file://{(DATA_DIR / 'files').resolve()}"
     # Scheduled functions (app.jobs): the runner starts with the server unless disabled.
     scheduler_enabled: bool = True
     scheduler_poll_s: float = 0.5
@@ -136,6 +133,14 @@ class Settings:
     link_preview_allow_private: bool = False
     link_preview_timeout_s: float = 5.0
     link_preview_max_bytes: int = 256 * 1024
+    event_queue_max: int = 1000
+    typing_ttl_s: float = 5.0
+    rate_limit_typing: str = "60/minute"
+    presence_ttl_s: float = 45.0
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{(DATA_DIR / 'files').resolve()}"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -192,4 +197,8 @@ class Settings:
             link_preview_allow_private=_bool("LINK_PREVIEW_ALLOW_PRIVATE", False),
             link_preview_timeout_s=_float("LINK_PREVIEW_TIMEOUT_S", 5.0),
             link_preview_max_bytes=_int("LINK_PREVIEW_MAX_BYTES", 256 * 1024),
+            event_queue_max=_int("EVENT_QUEUE_MAX", 1000),
+            typing_ttl_s=_float("TYPING_TTL_S", 5.0),
+            rate_limit_typing=os.environ.get("RATE_LIMIT_TYPING", "60/minute"),
+            presence_ttl_s=_float("PRESENCE_TTL_S", 45.0),
         )

@@ -144,7 +144,9 @@ class EventStream:
             return
         self._queue.extend(self.filter.events(batch))
         if len(self._queue) > self._max_queue:
+            # Released at once, not when the blocked send returns: nothing accumulates.
             self._queue.clear()
+            self._hub.remove(self)
             self.fail(SlowEventReader())
             if self._on_overflow is not None:
                 self._on_overflow()
@@ -226,7 +228,8 @@ class EventHub:
     def dispatch(self, batch: ChangeBatch) -> None:
         tables = {change.table for change in batch.changes}
         for table in tables:
-            for stream in self._by_table.get(table, ()):
+            # A copy: a stream that overflows leaves the set as it is offered the batch.
+            for stream in list(self._by_table.get(table, ())):
                 stream.offer(batch)
 
     def reset(self) -> None:
