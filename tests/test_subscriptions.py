@@ -17,6 +17,7 @@ from gql.transport.websockets import WebsocketsTransport
 from app.live import changelog
 from tests.harness import Server, User, WSClient, make_settings, running_server
 from tests.test_live_backpressure import client_frame, read_until_close_frame
+from tests.test_live_node_client import NODE_DIR, node_ready
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -42,9 +43,9 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
             await asyncio.sleep(0.005)
 
 
-async def streams_reach(server: Server, count: int) -> None:
+async def streams_reach(server: Server, count: int, timeout: float = 5.0) -> None:
     """Until ``count`` event streams are registered: events from now on reach them."""
-    await until(lambda: server.services.live.events.count() >= count)
+    await until(lambda: server.services.live.events.count() >= count, timeout)
 
 
 async def create_edit_delete(server: Server, user: User, channel: str) -> str:
@@ -344,3 +345,52 @@ async def test_slow_event_consumer_is_closed_with_1013(tmp_path: Path) -> None:
             assert (code, reason) == (1013, "Slow consumer")
         finally:
             raw.close()
+
+
+async def test_graphql_ws_npm_client_receives_events_and_resumes(server: Server) -> None:
+    await asyncio.to_thread(node_ready)
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    before = server.services.live.events.count()
+    first = await run_node_events(server, alice, channel, 3, None)
+    assert [e["data"]["messageEvents"]["kind"] for e in first] == ["CREATED", "UPDATED", "DELETED"]
+    cursor = first[0]["data"]["messageEvents"]["cursor"]
+    resumed = await run_node_events(server, alice, channel, 2, cursor)
+    assert [e["data"]["messageEvents"]["cursor"] for e in resumed] == [
+        e["data"]["messageEvents"]["cursor"] for e in first[1:]
+    ]
+    assert server.services.live.events.count() == before
+
+
+async def run_node_events(
+    server: Server,
+    user: User,
+    channel: str,
+    wanted: int,
+    after: str | None,
+) -> list[dict[str, Any]]:
+    before = server.services.live.events.count()
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(NODE_DIR / "events_client.mjs"),
+        server.ws,
+        user.token,
+        channel,
+        str(wanted),
+        *([after] if after else []),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        if after is None:
+            await streams_reach(server, before + 1, timeout=15)
+            await create_edit_delete(server, user, channel)
+        lines = [await asyncio.wait_for(process.stdout.readline(), 15) for _ in range(wanted)]
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    await until(lambda: server.services.live.events.count() == before)
+    return [json.loads(line) for line in lines]
