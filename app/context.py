@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -47,6 +47,13 @@ ModelT = TypeVar("ModelT", bound=SQLModel)
 T = TypeVar("T")
 
 
+class ConnectionHooks(Protocol):
+    """What the domain does when an authenticated WebSocket opens and closes."""
+
+    def connected(self, viewer: Viewer) -> None: ...
+    def disconnected(self, viewer: Viewer) -> None: ...
+
+
 @dataclass
 class Services:
     """Process-wide singletons, built once at start-up."""
@@ -60,6 +67,7 @@ class Services:
     blobs: Blobs
     # The scheduled-job runner, when this process runs one (app.jobs.runner.Runner).
     runner: Any = None
+    connection_hooks: ConnectionHooks | None = None
 
 
 # Primary keys are INTEGER columns: PostgreSQL refuses a larger bound parameter outright.

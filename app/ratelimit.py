@@ -58,6 +58,7 @@ class Rules:
     ws_user: RateLimitItem
     signin_email: RateLimitItem
     signin_address: RateLimitItem
+    typing: RateLimitItem
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Rules:
@@ -68,6 +69,7 @@ class Rules:
             ws_user=parse(settings.rate_limit_ws_user),
             signin_email=parse(settings.rate_limit_signin_email),
             signin_address=parse(settings.rate_limit_signin_address),
+            typing=parse(settings.rate_limit_typing),
         )
 
 

@@ -36,6 +36,7 @@ from app.live.engine import LiveEngine
 from app.live.readset import ReadSet
 from app.live.schema import LiveSchema
 from app.ratelimit import HttpLimit, RateLimits, rate_limited_response, with_rate_limit_headers
+from app.resolvers.presence import PresenceTracker
 from app.schema.build import build_schema
 from app.schema.registry import RESOLVER_PACKAGES
 from app.schema.sync import apply_sync
@@ -86,12 +87,17 @@ async def start_services(
         runner = Runner(services, RunnerConfig.from_settings(settings))
         await runner.start()
         services.runner = runner
+    presence = PresenceTracker(services, ttl_s=settings.presence_ttl_s)
+    await presence.start()
+    services.connection_hooks = presence
     return services
 
 
 async def stop_services(services: Services) -> None:
     if services.runner is not None:
         await services.runner.stop()
+    if isinstance(services.connection_hooks, PresenceTracker):
+        await services.connection_hooks.stop()
     await services.live.stop()
     await services.db.dispose()
 

@@ -234,6 +234,10 @@ class GraphQLView(GraphQL[TransportContext, None]):
             return await super().run(request, context, root_value)
         finally:
             self._sockets.open.discard(request)
+            online = getattr(request.state, "online", None)
+            hooks = self._services.get().connection_hooks if self._services.current() else None
+            if online is not None and hooks is not None:
+                hooks.disconnected(online)
             user_id = getattr(request.state, "counted_user", None)
             if user_id is not None:
                 self._connections_per_user[user_id] -= 1
@@ -367,6 +371,11 @@ class GraphQLView(GraphQL[TransportContext, None]):
             raise ConnectionRejectionError({"message": "Too many connections for this user"})
         self._connections_per_user[user_id] = self._connections_per_user.get(user_id, 0) + 1
         context.request.state.counted_user = user_id
+        hooks = context.services.connection_hooks
+        if hooks is not None:
+            # Presence: online while this socket is open (closed in ``run``'s finally).
+            hooks.connected(context.viewer)
+            context.request.state.online = context.viewer
         return None
 
 

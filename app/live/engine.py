@@ -26,6 +26,7 @@ from app.live.events import EventFilter, EventHub, EventStream
 from app.live.feed import ChangeFeed
 from app.live.index import InvalidationIndex, touches
 from app.live.readset import ReadSet
+from app.live.signals import SignalHub
 from app.schema.models.user import User
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class LiveEngine:
             self._on_batch,
             max_pending=max_pending,
             on_reset=self._reset,
+            on_signal=self._on_signal,
         )
         self.retention = retention
         self.max_per_connection = max_per_connection
@@ -149,6 +151,7 @@ class LiveEngine:
         self.executions = 0
         self._execute: Execute | None = None
         self.events = EventHub(db, lambda: self.feed.applied_version)
+        self.signals = SignalHub()
         self.event_queue_max = event_queue_max
         self._streams_by_user: dict[int, int] = {}
 
@@ -167,6 +170,7 @@ class LiveEngine:
             "subscribers": sum(len(c.subscribers) for c in self.cohorts.values()),
             "reconnects": self.feed.reconnects,
             "event_streams": self.events.count(),
+            "signal_streams": self.signals.count(),
         }
 
     def bind(self, execute: Execute) -> None:
@@ -208,6 +212,9 @@ class LiveEngine:
         for cohort in self.cohorts.values():
             cohort.invalidate(version)
         self.events.reset()
+
+    def _on_signal(self, topic: str, payload: Any) -> None:
+        self.signals.dispatch(topic, payload)
 
     def _on_batch(self, batch: ChangeBatch) -> None:
         self.events.dispatch(batch)

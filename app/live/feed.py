@@ -53,8 +53,10 @@ class ChangeFeed:
         *,
         max_pending: int = 10_000,
         on_reset: Callable[[int], None] | None = None,
+        on_signal: Callable[[str, Any], None] | None = None,
     ) -> None:
         self._db = db
+        self._on_signal = on_signal
         self._url = broadcast_url
         self._channel = channel
         self._on_batch = on_batch
@@ -143,6 +145,21 @@ class ChangeFeed:
     async def _publish(self, broadcast: Broadcast, message: dict[str, Any]) -> None:
         text = orjson.dumps(message).decode()
         await asyncio.wait_for(broadcast.publish(self._channel, text), PUBLISH_TIMEOUT_S)
+
+    async def signal(self, topic: str, payload: Any) -> bool:
+        """Publish an ephemeral signal to every process, this one included: through the
+        broker only, never stored. False when the broker is away (the signal is lost)."""
+        broadcast = self._broadcast
+        if broadcast is None:
+            return False
+        try:
+            await self._publish(broadcast, {"sig": topic, "p": payload})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("signal not published (%r)", exc)
+            return False
+        return True
 
     def offer(self, batch: ChangeBatch) -> None:
         if batch.version <= self.applied_version:
@@ -268,6 +285,10 @@ class ChangeFeed:
                 self._receive(orjson.loads(event.message))
 
     def _receive(self, message: dict[str, Any]) -> None:
+        if "sig" in message:
+            if self._on_signal is not None:
+                self._on_signal(str(message["sig"]), message.get("p"))
+            return
         if "head" in message:
             if int(message["head"]) > self.applied_version:
                 self._schedule_catch_up()
