@@ -115,8 +115,10 @@ def test_query_fields_are_the_designed_ones() -> None:
         "user": "User",
         "searchMessages": "MessageConnection!",
         "scheduledMessages": "ScheduledMessageConnection!",
+        "onlineUsers": "[User!]!",
     }
     assert _arguments("Query", "viewer") == {}
+    assert _arguments("Query", "onlineUsers") == {}
     assert _arguments("Query", "channels") == PAGE_ARGS
     assert _arguments("Query", "channel") == {"id": ("ID!", None)}
     assert _arguments("Query", "messages") == {"channelId": ("ID!", None), **PAGE_ARGS}
@@ -143,6 +145,7 @@ def test_query_fields_are_the_designed_ones() -> None:
         ("createUploadUrl", {"input": ("CreateUploadInput!", None)}, "UploadTicket!"),
         ("scheduleMessage", {"input": ("ScheduleMessageInput!", None)}, "ScheduledMessage!"),
         ("cancelScheduledMessage", {"id": ("ID!", None)}, "ScheduledMessage!"),
+        ("setTyping", {"channelId": ("ID!", None), "typing": ("Boolean!", True)}, "Boolean!"),
     ],
 )
 def test_mutation_is_the_designed_one(
@@ -215,6 +218,12 @@ def test_mutation_is_the_designed_one(
         ),
         ("LinkPreview", {"url": "String!", "title": "String!"}),
         ("Message", {"linkPreview": "LinkPreview"}),
+        (
+            "MessageEvent",
+            {"kind": "MessageEventKind!", "cursor": "String!", "messageId": "ID!"}
+            | {"message": "Message"},
+        ),
+        ("TypingEvent", {"user": "User!", "typing": "Boolean!"}),
     ],
 )
 def test_type_has_the_designed_fields(type_name: str, fields: dict[str, str]) -> None:
@@ -228,6 +237,21 @@ def test_scheduled_status_is_the_designed_enum() -> None:
     status = _graphql().get_type("ScheduledStatus")
     assert isinstance(status, GraphQLEnumType)
     assert list(status.values) == ["PENDING", "SENT", "CANCELLED", "FAILED"]
+
+
+def test_subscriptions_are_the_designed_ones() -> None:
+    assert _fields("Subscription") == {
+        "messageEvents": "MessageEvent!",
+        "typing": "TypingEvent!",
+    }
+    assert _arguments("Subscription", "messageEvents") == {
+        "channelId": ("ID!", None),
+        "after": ("String", None),
+    }
+    assert _arguments("Subscription", "typing") == {"channelId": ("ID!", None)}
+    kinds = _graphql().get_type("MessageEventKind")
+    assert isinstance(kinds, GraphQLEnumType)
+    assert list(kinds.values) == ["CREATED", "UPDATED", "DELETED"]
 
 
 def test_channel_messages_takes_page_arguments() -> None:
