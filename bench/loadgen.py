@@ -51,8 +51,8 @@ from urllib.parse import urlsplit
 
 from wsclient import HttpResponse, WsConnection, http_get, http_post, ws_connect
 
-Kind = Literal["live", "subscription", "floor"]
-KINDS: tuple[Kind, ...] = ("live", "subscription", "floor")
+Kind = Literal["live", "subscription", "floor", "events"]
+KINDS: tuple[Kind, ...] = ("live", "subscription", "floor", "events")
 SUBPROTOCOL = "graphql-transport-ws"
 SUBSCRIPTION_ID = "1"
 PAGE_SIZE = 50
@@ -60,6 +60,13 @@ PAGE_SIZE = 50
 SELECTION = "messages(channelId: $c, first: 50) { edges { node { id body author { name } } } }"
 LIVE_DOCUMENT = f"query Msgs($c: ID!) @live {{ {SELECTION} }}"
 SUBSCRIPTION_DOCUMENT = f"subscription Msgs($c: ID!) {{ {SELECTION} }}"
+# Events: one frame per change, no initial result (a subscriber is ready once subscribed,
+# and confirmed by the warm-up writes in `warm_up_events`).
+EVENTS_DOCUMENT = (
+    "subscription Msgs($c: ID!) { messageEvents(channelId: $c) "
+    "{ kind cursor messageId message { id body author { name } } } }"
+)
+WARM_UP_INTERVAL_S = 1.0
 
 SIGN_UP = """mutation SignUp($input: SignUpInput!) {
   signUp(input: $input) { token user { id } }
@@ -288,6 +295,8 @@ class Subscriber:
         elif kind == "connection_ack" and self.phase is Phase.INITIALIZING:
             self.phase = Phase.SUBSCRIBED
             connection.send_text(json.dumps(self._subscribe_message()))
+            if self.kind == "events":
+                self._become_live()
         elif kind == "next" and self.phase is Phase.SUBSCRIBED:
             result = message.get("payload") or {}
             if result.get("errors") or not (result.get("data") or {}).get("messages"):
@@ -322,7 +331,33 @@ class Subscriber:
 
 
 def document_for(kind: Kind) -> str | None:
-    return {"live": LIVE_DOCUMENT, "subscription": SUBSCRIPTION_DOCUMENT}.get(kind)
+    return {
+        "live": LIVE_DOCUMENT,
+        "subscription": SUBSCRIPTION_DOCUMENT,
+        "events": EVENTS_DOCUMENT,
+    }.get(kind)
+
+
+async def warm_up_events(
+    endpoint: Endpoint, session: Session, subscribers: Sequence[Subscriber], timeout_s: float
+) -> int:
+    """Write until every event subscriber has received an event: all are registered.
+
+    An event subscription has no initial result to wait for; a write that reaches every
+    socket proves that each subscription is in place before the measured rounds.
+    """
+    deadline = time.monotonic() + timeout_s
+    writes = 0
+    while any(s.next_frames == 0 for s in subscribers):
+        if time.monotonic() > deadline:
+            waiting = sum(1 for s in subscribers if s.next_frames == 0)
+            raise LoadgenError(f"{waiting} event subscribers received no warm-up event")
+        await send_message(endpoint, session, f"warm-up {writes}", timeout_s)
+        writes += 1
+        waited = time.monotonic() + WARM_UP_INTERVAL_S
+        while time.monotonic() < waited and any(s.next_frames == 0 for s in subscribers):
+            await asyncio.sleep(0.05)
+    return writes
 
 
 # Makes subscriber number `index` (other scenarios: its own channel, variables, counters).
@@ -532,6 +567,11 @@ async def run_fanout(config: FanoutConfig) -> dict[str, Any]:
         config.connect_timeout,
         config.ready_timeout,
     )
+    warm_up_writes = 0
+    if config.kind == "events":
+        warm_up_writes = await warm_up_events(
+            config.endpoint, session, subscribers, config.ready_timeout
+        )
     ready_s = time.monotonic() - started - setup_s
     connect_cpu_s = time.process_time() - cpu_before
     rounds: list[dict[str, Any]] = []
@@ -560,6 +600,7 @@ async def run_fanout(config: FanoutConfig) -> dict[str, Any]:
         "per_round": rounds,
         "setup_s": round(setup_s, 3),
         "ready_s": round(ready_s, 3),
+        "warm_up_writes": warm_up_writes,
         "loadgen": {
             "connect_cpu_s": round(connect_cpu_s, 3),
             "round_cpu_ms": summarize([r["loadgen_cpu_ms"] for r in rounds]),

@@ -221,8 +221,77 @@ const Mutation = new GraphQLObjectType({
         if (key) db.idempotency.set(key, message);
         // As in the library's todo example: invalidate from the mutation resolver.
         liveQueryStore.invalidate(`Channel:${channelId}`);
+        eventSeq += 1;
+        publishEvent(channelId, {
+          kind: "CREATED",
+          cursor: String(eventSeq),
+          messageId: message.id,
+          message,
+        });
         return message;
       },
+    },
+  },
+});
+
+// Event subscriptions: an in-memory PubSub per channel, as graphql-ws users write it.
+// Each subscriber is an async iterator over its own queue; sendMessage pushes to all.
+const eventListeners = new Map();
+let eventSeq = 0;
+
+function publishEvent(channelId, event) {
+  for (const push of eventListeners.get(channelId) ?? []) push(event);
+}
+
+function channelEvents(channelId) {
+  const queue = [];
+  let wake = null;
+  let done = false;
+  const push = (event) => {
+    queue.push(event);
+    if (wake) {
+      wake();
+      wake = null;
+    }
+  };
+  if (!eventListeners.has(channelId)) eventListeners.set(channelId, new Set());
+  eventListeners.get(channelId).add(push);
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next() {
+      while (!queue.length && !done) await new Promise((resolve) => (wake = resolve));
+      if (done) return { done: true, value: undefined };
+      return { done: false, value: queue.shift() };
+    },
+    async return() {
+      done = true;
+      eventListeners.get(channelId)?.delete(push);
+      if (wake) wake();
+      return { done: true, value: undefined };
+    },
+  };
+}
+
+const MessageEvent = new GraphQLObjectType({
+  name: "MessageEvent",
+  fields: {
+    kind: { type: nonNull(GraphQLString) },
+    cursor: { type: nonNull(GraphQLString) },
+    messageId: { type: nonNull(GraphQLID) },
+    message: { type: Message },
+  },
+});
+
+const Subscription = new GraphQLObjectType({
+  name: "Subscription",
+  fields: {
+    messageEvents: {
+      type: nonNull(MessageEvent),
+      args: { channelId: { type: nonNull(GraphQLID) } },
+      subscribe: (_root, args) => channelEvents(String(args.channelId)),
+      resolve: (event) => event,
     },
   },
 });
@@ -230,6 +299,7 @@ const Mutation = new GraphQLObjectType({
 const schema = new GraphQLSchema({
   query: Query,
   mutation: Mutation,
+  subscription: Subscription,
   directives: [...specifiedDirectives, GraphQLLiveDirective],
 });
 // The store calls this for the first run and for every re-execution of a live query.
