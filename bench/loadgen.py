@@ -355,7 +355,7 @@ async def warm_up_events(
         await send_message(endpoint, session, f"warm-up {writes}", timeout_s)
         writes += 1
         waited = time.monotonic() + WARM_UP_INTERVAL_S
-        while time.monotonic() < waited and any(s.next_frames == 0 for s in subscribers):
+        while time.monotonic() < waited and any(s.next_frames == 0 for s in subscribers):  # noqa: ASYNC110 (counters set by socket callbacks)
             await asyncio.sleep(0.05)
     return writes
 
