@@ -7,6 +7,8 @@ import { createLiveFetcher, type LiveFetcher } from './liveFetcher';
 const DEFAULT_QUERY = `# @live queries and subscriptions run over graphql-transport-ws.
 # Run this, then create a channel (here in another tab, or in the chat),
 # and watch the result update by itself.
+# Events instead of state: subscription { messageEvents(channelId: "1") { kind cursor message { body } } }
+# (pass the last cursor as \`after\` to resume from it).
 query LiveChannels @live {
   channels(first: 20) {
     edges {
