@@ -152,6 +152,27 @@ async def test_a_workspace_cohort_runs_as_a_principal_without_a_user() -> None:
     assert (user.user_id, user.expired) == (7, False)
 
 
+# -- 2. large documents ----------------------------------------------------------------
+
+
+async def test_a_live_document_over_the_token_limit_is_refused_before_it_costs_anyone(
+    sqlite_server: Server,
+) -> None:
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    bob = await server.teammate(alice, "bob")
+    # About 90 KB and 18,000 tokens: far past the limit (5,000), parsed nowhere whole.
+    huge = "query Huge @live { " + "a: __typename " * 6_000 + "}"
+    async with gql_client(server, alice.token) as flood, gql_client(server, bob.token) as other:
+        with pytest.raises(TransportQueryError) as refused:
+            await asyncio.wait_for(anext(flood.subscribe(GraphQLRequest(huge))), 10)
+        assert refused.value.errors is not None
+        assert refused.value.errors[0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+        assert server.services.live.cohorts == {}
+        answer = await asyncio.wait_for(other.execute(GraphQLRequest("{ __typename }")), 5)
+        assert answer == {"__typename": "Query"}
+
+
 # -- 3. live operations per user and per connection -----------------------------------
 
 
