@@ -163,7 +163,8 @@ class Server:
             event.listen(engine.sync_engine, "before_cursor_execute", self._record)
 
     def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        self.statements.append(statement)
+        if not in_background_task():
+            self.statements.append(statement)
 
 
 @asynccontextmanager
@@ -265,13 +266,24 @@ class WSClient:
         raise AssertionError(f"unexpected message: {message}")
 
 
+# The server's own periodic work (the job runner, presence heartbeats): its statements
+# are not the request's.
+BACKGROUND_TASKS = ("job-", "presence-")
+
+
+def in_background_task() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.get_name().startswith(BACKGROUND_TASKS)
+
+
 @contextmanager
 def recording_statements(server: Server) -> Iterator[list[str]]:
     """Every SQL statement sent while the block runs, on both engines (then stops)."""
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
+        if not in_background_task():
+            statements.append(statement)
 
     db = server.services.db
     engines = {db.read_engine.sync_engine, db.write_engine.sync_engine}

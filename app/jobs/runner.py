@@ -356,7 +356,7 @@ class Runner:
 
     @asynccontextmanager
     async def _heartbeat(self, job: Claimed) -> AsyncIterator[None]:
-        beat = asyncio.create_task(self._beat(job))
+        beat = asyncio.create_task(self._beat(job), name=f"job-heartbeat-{job.id}")
         try:
             yield
         finally:
