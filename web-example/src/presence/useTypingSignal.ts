@@ -19,11 +19,15 @@ export interface TypingHandlers {
 /** Tells the server, for this channel, while the viewer types (see TypingSignal). */
 export function useTypingSignal(channelId: string): TypingHandlers {
   const [, setTyping] = useMutation(SetTypingDocument);
-  const signal = useMemo(
+  const signal = useMemo(() => {
+    // One request at a time, in order: a "stopped" must not overtake its "typing".
     // A refused signal (e.g. rate limited) only means others see less: not shown.
-    () => new TypingSignal((typing) => void setTyping({ channelId, typing }), browserTimers),
-    [channelId, setTyping],
-  );
+    let queue: Promise<unknown> = Promise.resolve();
+    const send = (typing: boolean) => {
+      queue = queue.then(() => setTyping({ channelId, typing }));
+    };
+    return new TypingSignal(send, browserTimers);
+  }, [channelId, setTyping]);
   // Leaving the channel (or the page) stops typing in it.
   useEffect(() => () => signal.stop(), [signal]);
   return useMemo(() => ({ input: (empty: boolean) => signal.input(empty), stop: () => signal.stop() }), [signal]);
