@@ -1,11 +1,13 @@
 import { useState } from 'react';
 import { useSession } from './auth/SessionProvider';
+import { NewMessagesBadge } from './away/NewMessagesBadge';
 import { ChannelList } from './channels/ChannelList';
 import { CreateChannelForm } from './channels/CreateChannelForm';
 import { ConnectionBadge } from './ConnectionBadge';
 import type { ViewerFieldsFragment } from './gql/graphql';
 import { InvitePanel } from './invites/InvitePanel';
 import { ChannelView } from './messages/ChannelView';
+import { OnlineUsers } from './presence/OnlineUsers';
 
 export function ChatScreen({ viewer }: { viewer: ViewerFieldsFragment }) {
   const { signOut } = useSession();
@@ -22,7 +24,12 @@ export function ChatScreen({ viewer }: { viewer: ViewerFieldsFragment }) {
         </button>
       </header>
       <aside>
-        <ChannelList selectedId={channelId} onSelect={setChannelId} />
+        <ChannelList
+          selectedId={channelId}
+          onSelect={setChannelId}
+          decorate={(id, open) => <NewMessagesBadge channelId={id} open={open} viewerId={viewer.id} />}
+        />
+        <OnlineUsers viewerId={viewer.id} />
         <CreateChannelForm onCreated={setChannelId} />
         <InvitePanel />
       </aside>

@@ -50,8 +50,9 @@ async function waitUntilServing(url, child, timeoutMs) {
  * With `web` (the default) it also serves the built client, and fails at once with a
  * clear message when the client has not been built; `web: false` is the API alone.
  * `extraOrigins` are allowed besides the server's own (e.g. a Vite dev server's).
+ * `env` adds or overrides server settings (e.g. a short CHANGELOG_RETENTION).
  */
-export async function startServer({ logPath, startTimeoutMs = 60_000, web = true, extraOrigins = [] }) {
+export async function startServer({ logPath, startTimeoutMs = 60_000, web = true, extraOrigins = [], env: extraEnv = {} }) {
   const dist = join(webRoot, 'dist');
   if (web && (!existsSync(join(dist, 'index.html')) || !existsSync(join(dist, 'graphiql.html')))) {
     throw new Error('web-example/dist is missing: run `npm run build` first');
@@ -76,6 +77,9 @@ export async function startServer({ logPath, startTimeoutMs = 60_000, web = true
       SECRET_KEY: randomBytes(32).toString('hex'),
       ALLOWED_ORIGINS: [baseUrl, `http://localhost:${port}`, ...extraOrigins].join(','),
       ...(web ? { WEB_DIST: dist } : {}),
+      // Link previews of pages the tests serve on loopback.
+      LINK_PREVIEW_ALLOW_PRIVATE: '1',
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,4 +1,4 @@
-import { useEffect } from 'react';
+import { useEffect, type ReactNode } from 'react';
 import { useQuery } from 'urql';
 import { LiveChannelsDocument } from '../gql/graphql';
 import { describeError } from '../ui/errors';
@@ -7,10 +7,12 @@ import { ErrorText } from '../ui/ErrorText';
 interface Props {
   selectedId: string | null;
   onSelect(id: string): void;
+  /** Shown after a channel's name (e.g. how many messages are new in it). */
+  decorate?(channelId: string, selected: boolean): ReactNode;
 }
 
 /** The workspace's channels, kept current by a `@live` query. */
-export function ChannelList({ selectedId, onSelect }: Props) {
+export function ChannelList({ selectedId, onSelect, decorate }: Props) {
   const [{ data, error }] = useQuery({ query: LiveChannelsDocument });
   const channels = data?.channels.edges.map((edge) => edge.node) ?? [];
   const first = channels[0];
@@ -35,6 +37,7 @@ export function ChannelList({ selectedId, onSelect }: Props) {
               data-channel-id={channel.id}
             >
               # {channel.name}
+              {decorate?.(channel.id, channel.id === selectedId)}
             </button>
           </li>
         ))}

@@ -1,5 +1,9 @@
 import { useRef } from 'react';
 import type { ViewerFieldsFragment } from '../gql/graphql';
+import { TypingIndicator } from '../presence/TypingIndicator';
+import { useTypingSignal } from '../presence/useTypingSignal';
+import { ScheduledMessages } from '../scheduled/ScheduledMessages';
+import { SendLater } from '../scheduled/SendLater';
 import { ErrorText } from '../ui/ErrorText';
 import { Composer } from './Composer';
 import { MessageItem } from './MessageItem';
@@ -18,13 +22,14 @@ interface Row {
 
 function asMessage(send: PendingMessage, viewer: ViewerFieldsFragment): Message {
   const author = { id: viewer.id, name: viewer.name };
-  return { id: send.key, body: send.body, createdAt: send.createdAt, editedAt: null, author };
+  return { id: send.key, body: send.body, createdAt: send.createdAt, editedAt: null, author, linkPreview: null };
 }
 
 /** One channel: the live page, older pages below it, and this page's pending sends on top. */
 export function ChannelView({ channelId, viewer }: { channelId: string; viewer: ViewerFieldsFragment }) {
   const feed = useMessageFeed(channelId);
   const sender = useOptimisticSend(channelId, feed.live);
+  const typing = useTypingSignal(channelId);
   const { unconfirmed, confirmedBy } = reconcile(sender.pending, feed.live ?? [], viewer.id);
 
   // A confirmed message keeps the React key of its pending row, so the row is
@@ -39,7 +44,9 @@ export function ChannelView({ channelId, viewer }: { channelId: string; viewer: 
 
   return (
     <section className="channel" data-testid="channel-view" data-channel-id={channelId} data-loaded={feed.live ? 'true' : 'false'}>
-      <Composer onSend={sender.send} />
+      <Composer onSend={sender.send} typing={typing} actions={(draft) => <SendLater channelId={channelId} draft={draft} />} />
+      <TypingIndicator channelId={channelId} viewerId={viewer.id} />
+      <ScheduledMessages channelId={channelId} />
       <ErrorText message={sender.error} testId="send-error" />
       <ErrorText message={feed.error} testId="feed-error" />
       <ol className="messages" data-testid="message-list">
