@@ -6,6 +6,7 @@ import { ConnectionBadge } from './ConnectionBadge';
 import type { ViewerFieldsFragment } from './gql/graphql';
 import { InvitePanel } from './invites/InvitePanel';
 import { ChannelView } from './messages/ChannelView';
+import { SearchPanel } from './search/SearchPanel';
 
 export function ChatScreen({ viewer }: { viewer: ViewerFieldsFragment }) {
   const { signOut } = useSession();
@@ -25,6 +26,7 @@ export function ChatScreen({ viewer }: { viewer: ViewerFieldsFragment }) {
         <ChannelList selectedId={channelId} onSelect={setChannelId} />
         <CreateChannelForm onCreated={setChannelId} />
         <InvitePanel />
+        <SearchPanel onOpenChannel={setChannelId} />
       </aside>
       <main>
         {channelId ? (

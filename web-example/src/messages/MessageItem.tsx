@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { useMutation } from 'urql';
+import { Attachments } from '../files/Attachments';
 import { DeleteMessageDocument, EditMessageDocument } from '../gql/graphql';
 import { describeError } from '../ui/errors';
 import { ErrorText } from '../ui/ErrorText';
@@ -45,6 +46,7 @@ export function MessageItem({ message, pending = false, isOwn, onChanged }: Prop
           {message.body}
         </p>
       )}
+      <Attachments files={message.attachments} />
       {isOwn && !pending && !editing && <OwnActions message={message} onEdit={() => setEditing(true)} onChanged={onChanged} />}
     </li>
   );
