@@ -13,7 +13,7 @@ export function AttachButton({ uploads, disabled = false }: { uploads: Uploads; 
   return (
     <label className="attach-button" title="Attach files">
       <input type="file" multiple onChange={pick} disabled={disabled} data-testid="attach-input" />
-      <span aria-hidden="true">📎</span> Attach
+      <PaperclipIcon /> Attach
     </label>
   );
 }
@@ -49,5 +49,14 @@ function UploadRow({ upload, onRemove }: { upload: Upload; onRemove(): void }) {
       </button>
       <ErrorText message={upload.error} testId="upload-error" />
     </li>
+  );
+}
+
+/** Drawn, not an emoji: the page must not depend on an emoji font being installed. */
+function PaperclipIcon() {
+  return (
+    <svg width="14" height="14" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round" aria-hidden="true">
+      <path d="M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48" />
+    </svg>
   );
 }
