@@ -36,6 +36,8 @@ export default defineConfig({
     strictPort: true,
     proxy: {
       '/graphql': { target: backend, ws: true, changeOrigin: false },
+      // Signed upload and download URLs are relative to the server when it has no PUBLIC_URL.
+      '/files': { target: backend, changeOrigin: false },
     },
   },
 });

@@ -8,6 +8,7 @@ import type { ViewerFieldsFragment } from './gql/graphql';
 import { InvitePanel } from './invites/InvitePanel';
 import { ChannelView } from './messages/ChannelView';
 import { OnlineUsers } from './presence/OnlineUsers';
+import { SearchPanel } from './search/SearchPanel';
 
 export function ChatScreen({ viewer }: { viewer: ViewerFieldsFragment }) {
   const { signOut } = useSession();
@@ -32,6 +33,7 @@ export function ChatScreen({ viewer }: { viewer: ViewerFieldsFragment }) {
         <OnlineUsers viewerId={viewer.id} />
         <CreateChannelForm onCreated={setChannelId} />
         <InvitePanel />
+        <SearchPanel onOpenChannel={setChannelId} />
       </aside>
       <main>
         {channelId ? (

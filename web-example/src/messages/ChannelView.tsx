@@ -22,7 +22,15 @@ interface Row {
 
 function asMessage(send: PendingMessage, viewer: ViewerFieldsFragment): Message {
   const author = { id: viewer.id, name: viewer.name };
-  return { id: send.key, body: send.body, createdAt: send.createdAt, editedAt: null, author, linkPreview: null };
+  return {
+    id: send.key,
+    body: send.body,
+    createdAt: send.createdAt,
+    editedAt: null,
+    author,
+    linkPreview: null,
+    attachments: [],
+  };
 }
 
 /** One channel: the live page, older pages below it, and this page's pending sends on top. */

@@ -1,8 +1,14 @@
 import { useState, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
+import { AttachButton, UploadList } from '../files/AttachmentPicker';
+import { useUploads } from '../files/useUploads';
 
-/** The message box. It empties at once; a refused message comes back into it. */
+/**
+ * The message box. It empties at once; a refused message comes back into it. Files
+ * picked beside it upload at once and go with the next message (whose text, if left
+ * empty, is their names); it waits until every upload has finished.
+ */
 interface Props {
-  onSend(body: string): Promise<boolean>;
+  onSend(body: string, attachmentIds: readonly string[]): Promise<boolean>;
   /** Told about keystrokes (`empty` once the box is empty again) and when typing stops. */
   typing?: { input(empty: boolean): void; stop(): void };
   /** More controls beside the send button, given the text and a way to clear it. */
@@ -11,14 +17,19 @@ interface Props {
 
 export function Composer({ onSend, typing, actions }: Props) {
   const [body, setBody] = useState('');
+  const uploads = useUploads();
 
   const send = async () => {
-    const text = body.trim();
+    if (uploads.busy) return;
+    const attachmentIds = uploads.readyIds;
+    const names = uploads.items.filter((u) => u.fileId !== null && attachmentIds.includes(u.fileId)).map((u) => u.name);
+    const text = body.trim() || names.join(', ');
     if (!text) return;
     setBody('');
     typing?.stop();
-    const sent = await onSend(text);
-    if (!sent) setBody((typed) => typed || text);
+    const sent = await onSend(text, attachmentIds);
+    if (sent) uploads.clearSent(attachmentIds);
+    else setBody((typed) => typed || body.trim());
   };
   const submit = (event: FormEvent) => {
     event.preventDefault();
@@ -45,10 +56,12 @@ export function Composer({ onSend, typing, actions }: Props) {
         onKeyDown={sendOnEnter}
         data-testid="composer-input"
       />
-      <button type="submit" data-testid="composer-send">
+      <AttachButton uploads={uploads} />
+      <button type="submit" disabled={uploads.busy} title={uploads.busy ? 'Waiting for uploads to finish' : undefined} data-testid="composer-send">
         Send
       </button>
       {actions?.({ body, clear: () => setBody('') })}
+      <UploadList uploads={uploads} />
     </form>
   );
 }

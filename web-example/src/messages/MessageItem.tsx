@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { useMutation } from 'urql';
 import { LinkPreviewCard } from '../linkPreview/LinkPreviewCard';
+import { Attachments } from '../files/Attachments';
 import { DeleteMessageDocument, EditMessageDocument } from '../gql/graphql';
 import { describeError } from '../ui/errors';
 import { ErrorText } from '../ui/ErrorText';
@@ -47,6 +48,7 @@ export function MessageItem({ message, pending = false, isOwn, onChanged }: Prop
         </p>
       )}
       <LinkPreviewCard preview={message.linkPreview} />
+      <Attachments files={message.attachments} />
       {isOwn && !pending && !editing && <OwnActions message={message} onEdit={() => setEditing(true)} onChanged={onChanged} />}
     </li>
   );

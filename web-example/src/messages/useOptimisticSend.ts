@@ -12,7 +12,7 @@ export interface OptimisticSend {
   /** The last failed send's error, shown until the next send. */
   readonly error: string | null;
   /** Shows the message at once; resolves false if the server refused it (rolled back). */
-  send(body: string): Promise<boolean>;
+  send(body: string, attachmentIds?: readonly string[]): Promise<boolean>;
 }
 
 export function useOptimisticSend(channelId: string, live: readonly Message[] | null): OptimisticSend {
@@ -21,12 +21,13 @@ export function useOptimisticSend(channelId: string, live: readonly Message[] | 
   const [, sendMessage] = useMutation(SendMessageDocument);
 
   const send = useCallback(
-    async (body: string) => {
+    async (body: string, attachmentIds: readonly string[] = []) => {
       const key = newIdempotencyKey();
       const seenIds = new Set(live?.map((m) => m.id));
       setError(null);
       setPending((all) => [...all, { key, body, createdAt: new Date().toISOString(), seenIds, serverId: null }]);
-      const result = await sendMessage({ input: { channelId, body, idempotencyKey: key } });
+      const attach = attachmentIds.length > 0 ? { attachmentIds: [...attachmentIds] } : {};
+      const result = await sendMessage({ input: { channelId, body, idempotencyKey: key, ...attach } });
       const sent = result.data?.sendMessage;
       if (!sent) {
         setPending((all) => all.filter((p) => p.key !== key));
