@@ -305,6 +305,31 @@ async def test_unattached_and_deleted_messages_files_go_after_the_grace_period(
         )
 
 
+async def test_file_housekeeping_is_a_cron_action_every_five_minutes(
+    sqlite_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.jobs import ActionContext
+    from app.jobs.functions import cron_jobs
+    from app.jobs.table import JobKind
+    from app.resolvers.housekeeping import prune_expired_files
+
+    (job,) = [j for j in cron_jobs() if j.function.fn is prune_expired_files]
+    assert (job.schedule, job.function.kind) == ("*/5 * * * *", JobKind.ACTION)
+    server = sqlite_server
+    alice = await server.sign_up("alice")
+    orphan = await upload(server, alice, b"never attached either")
+    later = utcnow() + timedelta(days=1, minutes=1)
+    monkeypatch.setattr(housekeeping, "utcnow", lambda: later)
+    services = server.services
+    ctx = ActionContext(services, None, None, services.runner)
+    assert await prune_expired_files(ctx) == 1
+    channel = await server.channel(alice)
+    with pytest.raises(GraphQLErrors):
+        await server.gql(
+            SEND, {"i": {"channelId": channel, "body": "x", "attachmentIds": [orphan]}}, alice
+        )
+
+
 async def _message_of(server: Server, user: User, url: str) -> str:
     claims = signing.verify(
         server.services.settings.secret_key, signing.DOWNLOAD, url.rsplit("/", 1)[1]

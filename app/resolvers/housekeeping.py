@@ -1,13 +1,15 @@
-"""Housekeeping on a schedule: expired invites are pruned every five minutes."""
+"""Housekeeping on a schedule, every five minutes: expired invites are pruned, and files
+nobody attached (or whose message was deleted) go once their grace period is over."""
 
 from __future__ import annotations
 
 from sqlmodel import col, select
 
 from app.context import Tx
-from app.jobs import JobContext, cron, internal_mutation
+from app.jobs import ActionContext, JobContext, action, cron, internal_mutation
 from app.schema.base import utcnow
 from app.schema.models.invite import Invite
+from app.storage import housekeeping
 
 PRUNE_BATCH = 500
 
@@ -25,3 +27,10 @@ async def prune_expired_invites(ctx: JobContext, tx: Tx) -> int:
     for invite in expired:
         await tx.delete(invite)
     return len(expired)
+
+
+@cron("*/5 * * * *")
+@action
+async def prune_expired_files(ctx: ActionContext) -> int:
+    """An action: it deletes stored bytes, outside the database (a bounded batch per run)."""
+    return await housekeeping.remove_expired_files(ctx.services)

@@ -1,7 +1,7 @@
 """Files nobody attached, and those whose message was deleted, go after a grace period.
 
-``remove_expired_files`` is the job: it runs on start-up now, and is what a cron job
-calls once scheduling exists. Rows go in one captured transaction (live queries see it);
+``remove_expired_files`` runs on start-up and every five minutes as a cron action
+(``app.resolvers.housekeeping``). Rows go in one captured transaction (live queries see it);
 bytes go afterwards, and only when no other file row has the same content.
 """
 
