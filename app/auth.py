@@ -19,9 +19,6 @@ import jwt
 from app.errors import Unauthenticated
 
 ALGORITHM = "HS256"
-# Where a user's token epoch lives: the live engine watches it in change events.
-EPOCH_TABLE = "user"
-EPOCH_COLUMN = "token_epoch"
 
 
 class Scope(enum.IntEnum):

@@ -23,6 +23,7 @@ from app import pagination, tenancy
 from app.auth import TokenService, Viewer
 from app.database import Database
 from app.dataloaders.loaders import Loaders, pk_name, recorded, require_tracked, table_name
+from app.domain import DomainConfig
 from app.errors import NotFound, Unauthenticated
 from app.live import capture, changelog
 from app.live.capture import to_scalar
@@ -65,6 +66,8 @@ class Services:
     rate_limits: RateLimits
     drain: Drain
     blobs: Blobs
+    # What the domain plugs in (token epochs, the files table).
+    domain: DomainConfig
     # The scheduled-job runner, when this process runs one (app.jobs.runner.Runner).
     runner: Any = None
     connection_hooks: ConnectionHooks | None = None

@@ -28,6 +28,7 @@ from strawberry.types import ExecutionResult
 from app.auth import TokenService, Viewer
 from app.context import Ctx, Services
 from app.database import Database
+from app.domain import DomainConfig
 from app.errors import BAD_USER_INPUT
 from app.jobs.runner import Runner, RunnerConfig
 from app.live import changelog
@@ -38,6 +39,7 @@ from app.live.schema import LiveSchema
 from app.ratelimit import HttpLimit, RateLimits, rate_limited_response, with_rate_limit_headers
 from app.resolvers.presence import PresenceTracker
 from app.schema.build import build_schema
+from app.schema.models import CHAT
 from app.schema.registry import RESOLVER_PACKAGES
 from app.schema.sync import apply_sync
 from app.settings import Settings
@@ -51,7 +53,11 @@ log = logging.getLogger(__name__)
 
 
 async def start_services(
-    settings: Settings, schema: LiveSchema, tokens: TokenService | None = None
+    settings: Settings,
+    schema: LiveSchema,
+    tokens: TokenService | None = None,
+    *,
+    domain: DomainConfig = CHAT,
 ) -> Services:
     db = Database(settings.database_url, statement_timeout_ms=settings.statement_timeout_ms)
     await apply_sync(db.write_engine, SQLModel.metadata)
@@ -67,6 +73,7 @@ async def start_services(
         max_per_connection=settings.live_max_per_connection,
         max_per_user=settings.max_live_per_user,
         event_queue_max=settings.event_queue_max,
+        epochs=domain.epochs,
     )
     services = Services(
         settings=settings,
@@ -76,6 +83,7 @@ async def start_services(
         rate_limits=RateLimits(settings),
         drain=Drain(),
         blobs=Blobs(settings.resolved_storage_url, settings.storage_options),
+        domain=domain,
     )
 
     async def execute(cohort: Cohort, viewer: Viewer, reads: ReadSet) -> ExecutionResult:
@@ -150,6 +158,7 @@ def create_app(
     demo: bool = False,
     public_url: str | None = None,
     resolver_packages: Sequence[str] = RESOLVER_PACKAGES,
+    domain: DomainConfig = CHAT,
 ) -> Starlette:
     settings = settings or Settings.from_env()
     schema = build_schema(resolver_packages=resolver_packages, introspection=settings.introspection)
@@ -174,7 +183,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        services = await start_services(settings, schema, tokens)
+        services = await start_services(settings, schema, tokens, domain=domain)
         ref.set(services)
         # Until scheduled jobs exist, start-up is when expired files go.
         await housekeeping.remove_expired_files(services)

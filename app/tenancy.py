@@ -16,7 +16,6 @@ from sqlmodel import SQLModel
 
 from app.errors import Forbidden
 from app.schema.base import TenantScoped
-from app.schema.models.workspace import Workspace
 
 TENANT_KEY = "livegraph.workspace_id"
 UNSCOPED = "unscoped"
@@ -57,20 +56,42 @@ def _filter_reads(state: ORMExecuteState) -> None:
             )
             for model in tenant_models()
         ),
-        with_loader_criteria(Workspace, lambda cls: cls.id == tenant, include_aliases=True),
+        # The tenant's own row: only the session's workspace is visible.
+        *(
+            with_loader_criteria(root, lambda cls: cls.id == tenant, include_aliases=True)
+            for root in tenant_tables()
+        ),
     )
 
 
 def tenant_models() -> tuple[type[TenantScoped], ...]:
     """Every mapped table class that belongs to a workspace (cached per mapper set)."""
-    mappers = SQLModel._sa_registry.mappers
-    if _tenant_cache.get("count") != len(mappers):
-        _tenant_cache["models"] = tuple(
-            m.class_ for m in mappers if issubclass(m.class_, TenantScoped)
-        )
-        _tenant_cache["count"] = len(mappers)
+    _refresh()
     models: tuple[type[TenantScoped], ...] = _tenant_cache["models"]  # type: ignore[assignment]
     return models
+
+
+def tenant_tables() -> tuple[type[SQLModel], ...]:
+    """The mapped class of the tenant table itself: what ``workspace_id`` refers to, read
+    off the schema rather than named here (the domain declares it in its models)."""
+    _refresh()
+    roots: tuple[type[SQLModel], ...] = _tenant_cache["roots"]  # type: ignore[assignment]
+    return roots
+
+
+def _refresh() -> None:
+    mappers = SQLModel._sa_registry.mappers
+    if _tenant_cache.get("count") == len(mappers):
+        return
+    models = tuple(m.class_ for m in mappers if issubclass(m.class_, TenantScoped))
+    targets = {
+        key.column.table
+        for model in models
+        for key in model.__table__.c.workspace_id.foreign_keys  # type: ignore[attr-defined]
+    }
+    _tenant_cache["models"] = models
+    _tenant_cache["roots"] = tuple(m.class_ for m in mappers if m.local_table in targets)
+    _tenant_cache["count"] = len(mappers)
 
 
 _tenant_cache: dict[str, object] = {}

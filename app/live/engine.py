@@ -12,12 +12,11 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError
-from sqlalchemy import select
-from sqlmodel import col
 from strawberry.types import ExecutionResult
 
-from app.auth import EPOCH_COLUMN, EPOCH_TABLE, Scope, Viewer
+from app.auth import Scope, Viewer
 from app.database import Database
+from app.domain import TokenEpochs
 from app.errors import INTERNAL, UNAUTHENTICATED, Forbidden, Unauthenticated
 from app.live import changelog
 from app.live.changes import ChangeBatch
@@ -27,7 +26,6 @@ from app.live.feed import ChangeFeed
 from app.live.index import InvalidationIndex, touches
 from app.live.readset import ReadSet
 from app.live.signals import SignalHub
-from app.schema.models.user import User
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +116,14 @@ class LiveEngine:
         slow_consumer_timeout_s: float = 10.0,
         retention: int = 100_000,
         *,
+        epochs: TokenEpochs,
         max_per_connection: int = 100,
         max_per_user: int = 500,
         event_queue_max: int = 1000,
     ) -> None:
         self._db = db
+        # Where the domain keeps token epochs (revocation); followed in change events.
+        self._epochs = epochs
         self.feed = ChangeFeed(
             db,
             broadcast_url,
@@ -222,9 +223,10 @@ class LiveEngine:
             cohort = self.cohorts.get(key)
             if cohort is not None:
                 cohort.invalidate(batch.version)
+        epochs = self._epochs
         for change in batch.changes:
-            if change.table == EPOCH_TABLE and EPOCH_COLUMN in change.new:
-                self._epoch_moved(int(change.pk or 0), int(change.new[EPOCH_COLUMN] or 0))
+            if change.table == epochs.table and epochs.column in change.new:
+                self._epoch_moved(int(change.pk or 0), int(change.new[epochs.column] or 0))
 
     def _remember_epoch(self, user_id: int, epoch: int) -> int:
         known = max(epoch, self.epochs.get(user_id, epoch))
@@ -254,8 +256,7 @@ class LiveEngine:
 
     async def _read_epoch(self, user_id: int) -> int:
         async with self._db.read_engine.connect() as conn:
-            value = await conn.scalar(select(col(User.token_epoch)).where(col(User.id) == user_id))
-        return int(value or 0)
+            return await self._epochs.read(conn, user_id)
 
     async def _run(self, cohort: Cohort) -> RunOutcome:
         assert self._execute is not None, "LiveEngine.bind() was not called"

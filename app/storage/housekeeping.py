@@ -1,7 +1,7 @@
 """Files nobody attached, and those whose message was deleted, go after a grace period.
 
 ``remove_expired_files`` runs on start-up and every five minutes as a cron action
-(``app.resolvers.housekeeping``). Rows go in one captured transaction (live queries see it);
+(declared by the domain). Rows go in one captured transaction (live queries see it);
 bytes go afterwards, and only when no other file row has the same content.
 """
 
@@ -16,7 +16,6 @@ from sqlmodel import select
 from app import tenancy
 from app.context import Services, Tx
 from app.schema.base import utcnow
-from app.schema.models.file import File
 from app.transaction import transact
 
 log = logging.getLogger(__name__)
@@ -25,8 +24,9 @@ BATCH = 500
 
 async def remove_expired_files(services: Services, *, now: datetime | None = None) -> int:
     """Remove up to ``BATCH`` expired files; return how many went."""
+    File = services.domain.require_files()
     cutoff = (now or utcnow()) - timedelta(seconds=services.settings.file_grace_s)
-    table = File.__table__.c  # type: ignore[attr-defined]
+    table = File.__table__.c
     expired = or_(
         and_(table.message_id.is_(None), table.detached_at.is_(None), table.created_at < cutoff),
         table.detached_at < cutoff,
@@ -52,6 +52,7 @@ async def remove_expired_files(services: Services, *, now: datetime | None = Non
 
 
 async def _still_used(services: Services, key: str) -> bool:
+    File = services.domain.require_files()
     async with services.db.reading() as session:
         tenancy.unscoped(session.sync_session)
         found = (await session.exec(select(File.id).where(File.storage_key == key))).first()

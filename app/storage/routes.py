@@ -22,7 +22,6 @@ from starlette.routing import Route
 from app import tenancy
 from app.context import Services, Tx, parse_id
 from app.errors import BAD_USER_INPUT, FORBIDDEN
-from app.schema.models.file import File
 from app.storage import signing
 from app.storage.blobs import TooLarge
 from app.transaction import transact
@@ -78,6 +77,8 @@ async def _upload(services: Services, request: Request) -> Response:
     if stored.size != size:
         return _error(400, BAD_USER_INPUT, f"The body has {stored.size} bytes, not {size}")
 
+    File = services.domain.require_files()
+
     async def record(tx: Tx) -> int:
         file = File(
             workspace_id=claims["w"],
@@ -92,7 +93,8 @@ async def _upload(services: Services, request: Request) -> Response:
         tx.add(file)
         await tx.flush()
         assert file.id is not None
-        return file.id
+        file_id: int = file.id
+        return file_id
 
     try:
         async with services.drain.track():
@@ -111,6 +113,7 @@ async def _upload(services: Services, request: Request) -> Response:
 
 
 async def _ticket_used(services: Services, claims: dict[str, Any]) -> bool:
+    File = services.domain.require_files()
     async with services.db.reading() as session:
         tenancy.scope(session.sync_session, claims["w"])
         found = (await session.exec(select(File.id).where(File.ticket == claims["k"]))).first()
@@ -123,6 +126,7 @@ async def _download(services: Services, request: Request) -> Response:
     ident = parse_id(claims.get("f")) if claims else None
     if claims is None or ident is None:
         return _forbidden()
+    File = services.domain.require_files()
     async with services.db.reading() as session:
         # Scoped to the workspace the link was made for: another's file is not found.
         tenancy.scope(session.sync_session, claims["w"])
