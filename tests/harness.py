@@ -372,6 +372,15 @@ async def server_process(env: dict[str, str], tmp: Path) -> AsyncIterator[Server
 
     Only its URLs and HTTP helpers are usable: its services live in the other process.
     """
+    async with spawned_server(env, tmp) as (server, _process):
+        yield server
+
+
+@asynccontextmanager
+async def spawned_server(
+    env: dict[str, str], tmp: Path
+) -> AsyncIterator[tuple[Server, subprocess.Popen[bytes]]]:
+    """``server_process``, with the process itself (for a test that kills it)."""
     port = free_port()
     log_path = tmp / f"server-{port}.log"
     # Blocking calls, both instant: opening a log file and spawning the server.
@@ -394,12 +403,12 @@ async def server_process(env: dict[str, str], tmp: Path) -> AsyncIterator[Server
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.05)
-        yield Server(url, services=cast(Services, None))
+        yield Server(url, services=cast(Services, None)), process
     finally:
         process.terminate()
         try:
-            process.wait(15)
+            await asyncio.to_thread(process.wait, 15)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(5)
+            await asyncio.to_thread(process.wait, 15)
         log.close()

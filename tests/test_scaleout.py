@@ -10,20 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.harness import Server, User, WSClient, free_port
+from tests.harness import Server, User, WSClient, free_port, server_process
 from tests.services import services_required, temporary_pg_database
 from tests.test_live import LIVE_MESSAGES, bodies, next_payload, own_write_follows_live_update
 
@@ -96,38 +93,8 @@ class Process(Server):
 
 @asynccontextmanager
 async def app_process(env: dict[str, str], tmp: Path) -> AsyncIterator[Process]:
-    port = free_port()
-    # Blocking calls, both instant: opening a log file and spawning the server.
-    log = open(tmp / f"server-{port}.log", "wb")  # noqa: SIM115, ASYNC230 - closed in finally
-    process = subprocess.Popen(  # noqa: ASYNC220
-        [sys.executable, "-m", "app", "serve", "--port", str(port), "--log-level", "warning"],
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                if process.poll() is not None:
-                    raise RuntimeError((tmp / f"server-{port}.log").read_text())
-                try:
-                    if (await client.get(f"{url}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                raise TimeoutError("server did not start")
-        yield Process(url, services=None)  # type: ignore[arg-type]
-    finally:
-        process.terminate()
-        try:
-            await asyncio.to_thread(process.wait, 15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait, 15)
-        log.close()
+    async with server_process(env, tmp) as server:
+        yield Process(server.url, services=server.services)
 
 
 @dataclass

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from app.resolvers.presence import PresenceTracker
-from tests.harness import Server, User, WSClient, free_port, make_settings, running_server
+from tests.harness import (
+    Server,
+    User,
+    WSClient,
+    make_settings,
+    running_server,
+    spawned_server,
+)
 from tests.services import temporary_pg_database
 from tests.test_scaleout import Broker, redis_binary
 from tests.test_subscriptions import until
@@ -150,36 +151,6 @@ async def test_flapping_connections_do_not_write(sqlite_server: Server) -> None:
 # -- a process that dies without closing its sockets -------------------------------
 
 
-@asynccontextmanager
-async def killable_process(env: dict[str, str], tmp: Path) -> AsyncIterator[tuple[Server, Any]]:
-    port = free_port()
-    log = open(tmp / f"server-{port}.log", "wb")  # noqa: SIM115, ASYNC230 - closed in finally
-    process = subprocess.Popen(  # noqa: ASYNC220 - spawning is instant
-        [sys.executable, "-m", "app", "serve", "--port", str(port), "--log-level", "warning"],
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client, asyncio.timeout(30):
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError((tmp / f"server-{port}.log").read_text())
-                try:
-                    if (await client.get(f"{url}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        yield Server(url, services=None), process  # type: ignore[arg-type]
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            await asyncio.to_thread(process.wait, 15)
-        log.close()
-
-
 @pytest.mark.postgres
 @pytest.mark.redis
 async def test_presence_of_a_killed_process_disappears(tmp_path: Path) -> None:
@@ -196,8 +167,8 @@ async def test_presence_of_a_killed_process_disappears(tmp_path: Path) -> None:
         await broker.start()
         try:
             async with (
-                killable_process(env, tmp_path) as (one, _),
-                killable_process(env, tmp_path) as (two, doomed),
+                spawned_server(env, tmp_path) as (one, _),
+                spawned_server(env, tmp_path) as (two, doomed),
             ):
                 alice = await one.sign_up("alice")
                 bob = await one.teammate(alice, "bob")
