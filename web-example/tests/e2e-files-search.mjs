@@ -10,12 +10,12 @@ import { deflateSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import { graphql, startServer, webRoot } from './server.mjs';
+import { messageRows, openChannel, signUp as signUpAt, tokenOf } from './page.mjs';
 
+const signUp = (page, user) => signUpAt(server.baseUrl, page, user);
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = join(webRoot, 'test-artifacts');
 const UI_TIMEOUT_MS = 15_000;
-const PASSWORD = 'correct-horse-battery-staple-42';
-const TOKEN_KEY = 'livegraph.token';
 /** The server's default MAX_UPLOAD_BYTES (25 MiB). */
 const MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
 const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -58,37 +58,6 @@ function browserTest(title, body) {
 async function shot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
-
-function escapeRegExp(text) {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-const messageRows = (page, body) => page.locator('[data-testid="message"]').filter({
-  has: page.locator('[data-testid="message-body"]', { hasText: new RegExp(`^${escapeRegExp(body)}$`) }),
-});
-
-async function signUp(page, { name, email, workspaceName, inviteCode }) {
-  await page.goto(`${server.baseUrl}/`);
-  await page.getByTestId('signup-name').fill(name);
-  await page.getByTestId('signup-email').fill(email);
-  await page.getByTestId('signup-password').fill(PASSWORD);
-  if (inviteCode) {
-    await page.getByTestId('signup-mode-invite').check();
-    await page.getByTestId('signup-invite').fill(inviteCode);
-  } else {
-    await page.getByTestId('signup-workspace').fill(workspaceName);
-  }
-  await page.getByTestId('signup-submit').click();
-  await page.getByTestId('chat-screen').waitFor();
-}
-
-async function openChannel(page, name) {
-  await page.getByTestId('channel-item').filter({ hasText: `# ${name}` }).click();
-  await page.locator('[data-testid="channel-view"][data-loaded="true"]').waitFor();
-  await page.locator('[data-testid="ws-status"][data-status="connected"]').waitFor();
-}
-
-const tokenOf = (page) => page.evaluate((key) => window.localStorage.getItem(key), TOKEN_KEY);
 
 // --- a real PNG, built here: 96x64 pixels, a two-colour gradient ---------------------
 

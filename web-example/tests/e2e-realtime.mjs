@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import { graphql, startServer, webRoot } from './server.mjs';
+import { messageRows, openChannel, signUp as signUpAt, tokenOf } from './page.mjs';
 
+const signUp = (page, user) => signUpAt(server.baseUrl, page, user);
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = join(webRoot, 'test-artifacts');
 const UI_TIMEOUT_MS = 15_000;
-const PASSWORD = 'correct-horse-battery-staple-42';
-const TOKEN_KEY = 'livegraph.token';
 /** Change-log entries the server keeps: small, so that a stored cursor can expire. */
 const RETENTION = 50;
 const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -72,15 +72,6 @@ async function shot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
-function escapeRegExp(text) {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-const messageRows = (page, body) =>
-  page.locator('[data-testid="message"]').filter({
-    has: page.locator('[data-testid="message-body"]', { hasText: new RegExp(`^${escapeRegExp(body)}$`) }),
-  });
-
 const channelItem = (page, name) => page.getByTestId('channel-item').filter({ hasText: `# ${name}` });
 const newCount = (page, name) => channelItem(page, name).getByTestId('new-count');
 const onlineUser = (page, name) => page.getByTestId('online-user').filter({ hasText: name });
@@ -88,29 +79,6 @@ const typingShown = (page, text) => page.getByTestId('typing-indicator').filter(
 const noOneTyping = (page) => page.locator('[data-testid="typing-indicator"][data-count="0"]');
 const scheduledItem = (page, body) =>
   page.getByTestId('scheduled-item').filter({ has: page.getByTestId('scheduled-body').filter({ hasText: body }) });
-
-async function signUp(page, { name, email, workspaceName, inviteCode }) {
-  await page.goto(`${server.baseUrl}/`);
-  await page.getByTestId('signup-name').fill(name);
-  await page.getByTestId('signup-email').fill(email);
-  await page.getByTestId('signup-password').fill(PASSWORD);
-  if (inviteCode) {
-    await page.getByTestId('signup-mode-invite').check();
-    await page.getByTestId('signup-invite').fill(inviteCode);
-  } else {
-    await page.getByTestId('signup-workspace').fill(workspaceName);
-  }
-  await page.getByTestId('signup-submit').click();
-  await page.getByTestId('chat-screen').waitFor();
-}
-
-async function openChannel(page, name) {
-  await channelItem(page, name).click();
-  await page.locator('[data-testid="channel-view"][data-loaded="true"]').waitFor();
-  await page.locator('[data-testid="ws-status"][data-status="connected"]').waitFor();
-}
-
-const tokenOf = (page) => page.evaluate((key) => window.localStorage.getItem(key), TOKEN_KEY);
 
 async function send(user, channelId, body) {
   await graphql(

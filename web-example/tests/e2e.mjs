@@ -8,14 +8,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import { freePort, graphql, startServer, webRoot } from './server.mjs';
+import { messageRows, PASSWORD, signUp as signUpAt, tokenOf } from './page.mjs';
 
+const signUp = (page, user) => signUpAt(server.baseUrl, page, user);
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = join(webRoot, 'test-artifacts');
 const UI_TIMEOUT_MS = 15_000;
 /** How long to keep watching for a late second row after a send has settled. */
 const LATE_PUSH_WINDOW_MS = 500;
-const PASSWORD = 'correct-horse-battery-staple-42';
-const TOKEN_KEY = 'livegraph.token';
 
 const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
@@ -62,14 +62,6 @@ async function shot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
-const messageRows = (page, body) => page.locator('[data-testid="message"]').filter({
-  has: page.locator('[data-testid="message-body"]', { hasText: new RegExp(`^${escapeRegExp(body)}$`) }),
-});
-
-function escapeRegExp(text) {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
 /**
  * Records, from now on, the most rows showing `body` at any one time and whether
  * the first such row was ever removed from the page (a remount would do that).
@@ -98,29 +90,11 @@ async function watchRows(page, body) {
     });
 }
 
-async function signUp(page, { name, email, workspaceName, inviteCode }) {
-  await page.goto(`${server.baseUrl}/`);
-  await page.getByTestId('signup-name').fill(name);
-  await page.getByTestId('signup-email').fill(email);
-  await page.getByTestId('signup-password').fill(PASSWORD);
-  if (inviteCode) {
-    await page.getByTestId('signup-mode-invite').check();
-    await page.getByTestId('signup-invite').fill(inviteCode);
-  } else {
-    await page.getByTestId('signup-workspace').fill(workspaceName);
-  }
-  await page.getByTestId('signup-submit').click();
-  await page.getByTestId('chat-screen').waitFor();
-  assert.equal(await page.getByTestId('viewer-name').textContent(), name);
-}
-
 async function openChannel(page, name) {
   await page.getByTestId('channel-item').filter({ hasText: `# ${name}` }).click();
   await page.locator(`[data-testid="channel-view"][data-loaded="true"]`).waitFor();
   await page.locator('[data-testid="ws-status"][data-status="connected"]').waitFor();
 }
-
-const tokenOf = (page) => page.evaluate((key) => window.localStorage.getItem(key), TOKEN_KEY);
 
 /** Holds the page's sendMessage requests until the returned release() is awaited. */
 async function holdSends(page) {
