@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 30.0
+# How long stopping a cohort waits for its run in flight before cancelling it.
+STOP_GRACE_S = 2.0
 
 
 class OperationKey(NamedTuple):
@@ -122,6 +124,10 @@ class Cohort:
         if self._retry is not None:
             self._retry.cancel()
         if self._task is not None:
+            if self.running:
+                # Let a run in flight finish rather than cancel it half-way: graphql-core
+                # would leave coroutines it made never awaited, holding the execution.
+                await asyncio.wait([self._task], timeout=STOP_GRACE_S)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         frames.forget(self.result)
