@@ -23,6 +23,7 @@ from app import pagination, tenancy
 from app.auth import TokenService, Viewer
 from app.database import Database
 from app.dataloaders.loaders import Loaders, pk_name, recorded, require_tracked, table_name
+from app.dataloaders.recording import READS_KEY
 from app.domain import DomainConfig
 from app.errors import NotFound, Unauthenticated
 from app.live import capture, changelog
@@ -30,9 +31,7 @@ from app.live.capture import to_scalar
 from app.live.changes import ChangeBatch, Scalar
 from app.live.events import EventFilter, Position, RowEvent
 from app.live.readset import ReadSet
-from app.live.recording import READS_KEY
 from app.pagination import Connection
-from app.schema.base import TenantScoped
 from app.search import statement as search_statement
 from app.search import terms as search_terms
 from app.settings import Settings
@@ -195,8 +194,8 @@ class Ctx:
             )
             return connection
         statement: SelectOfScalar[Any] = select(model)
-        if issubclass(model, TenantScoped) and self.viewer is not None:
-            self.reads.range(table_name(model), "workspace_id", self.viewer.workspace_id)
+        if tenancy.is_tenant_scoped(model) and self.viewer is not None:
+            self.reads.range(table_name(model), tenancy.tenant_key(model), self.viewer.workspace_id)
         else:
             self.reads.table(table_name(model))
         if after is not None:
@@ -229,8 +228,8 @@ class Ctx:
             require_tracked(model, column)
             self.reads.range(table, column, to_scalar(value))
             condition = getattr(model, column) == value
-        elif issubclass(model, TenantScoped) and self.viewer is not None:
-            self.reads.range(table, "workspace_id", self.viewer.workspace_id)
+        elif tenancy.is_tenant_scoped(model) and self.viewer is not None:
+            self.reads.range(table, tenancy.tenant_key(model), self.viewer.workspace_id)
         else:
             self.reads.table(table)
         if after is not None:

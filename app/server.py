@@ -35,10 +35,10 @@ from app.live import changelog
 from app.live.cohort import Cohort
 from app.live.engine import LiveEngine
 from app.live.readset import ReadSet
-from app.live.schema import LiveSchema
 from app.ratelimit import HttpLimit, RateLimits, rate_limited_response, with_rate_limit_headers
 from app.resolvers.presence import PresenceTracker
 from app.schema.build import build_schema
+from app.schema.live import LiveSchema
 from app.schema.models import CHAT
 from app.schema.registry import RESOLVER_PACKAGES
 from app.schema.sync import apply_sync

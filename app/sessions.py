@@ -10,8 +10,8 @@ from sqlalchemy import event
 from sqlmodel import Session
 
 from app import tenancy
+from app.dataloaders.recording import record_fallback
 from app.live import capture
-from app.live.recording import record_fallback
 
 
 class AppSession(Session):

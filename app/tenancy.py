@@ -1,9 +1,10 @@
 """Tenant isolation, enforced once for every session instead of in each resolver.
 
-A session is opened for one workspace (``scope(session, workspace_id)``): every SELECT it
-runs is filtered to that workspace's rows (``with_loader_criteria``) and every row it
-writes is stamped with, or checked against, that workspace. A session that is neither
-scoped nor explicitly unscoped (sign-up and sign-in only) refuses to read tenant rows.
+A session is opened for one tenant (``scope(session, tenant_id)``): every SELECT it runs
+is filtered to that tenant's rows (``with_loader_criteria`` on each model's tenant key,
+``app.columns.tenant_key``) and every row it writes is stamped with, or checked against,
+that tenant. A session that is neither scoped nor explicitly unscoped (sign-up and
+sign-in only) refuses to read tenant rows.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, with_loader_criteria
 from sqlmodel import SQLModel
 
+from app.columns import model_tenant_column
 from app.errors import Forbidden
-from app.schema.base import TenantScoped
 
-TENANT_KEY = "livegraph.workspace_id"
+TENANT_KEY = "livegraph.tenant_id"
 UNSCOPED = "unscoped"
 
 
@@ -25,8 +26,8 @@ class TenantScopeMissing(RuntimeError):
     """A session read or wrote tenant rows without saying whose."""
 
 
-def scope(session: Session, workspace_id: int) -> None:
-    session.info[TENANT_KEY] = workspace_id
+def scope(session: Session, tenant_id: int) -> None:
+    session.info[TENANT_KEY] = tenant_id
 
 
 def unscoped(session: Session) -> None:
@@ -37,7 +38,7 @@ def unscoped(session: Session) -> None:
 def _tenant(session: Session) -> int | str:
     tenant: int | str | None = session.info.get(TENANT_KEY)
     if tenant is None:
-        raise TenantScopeMissing("session has no workspace scope")
+        raise TenantScopeMissing("session has no tenant scope")
     return tenant
 
 
@@ -51,12 +52,10 @@ def _filter_reads(state: ORMExecuteState) -> None:
     # parameter, instead of constructing and compiling them for every statement.
     state.statement = state.statement.options(
         *(
-            with_loader_criteria(
-                model, lambda cls: cls.workspace_id == tenant, include_aliases=True
-            )
+            with_loader_criteria(model, _owned_by(tenant_key(model), tenant), include_aliases=True)
             for model in tenant_models()
         ),
-        # The tenant's own row: only the session's workspace is visible.
+        # The tenant's own row: only the session's tenant is visible.
         *(
             with_loader_criteria(root, lambda cls: cls.id == tenant, include_aliases=True)
             for root in tenant_tables()
@@ -64,15 +63,46 @@ def _filter_reads(state: ORMExecuteState) -> None:
     )
 
 
-def tenant_models() -> tuple[type[TenantScoped], ...]:
-    """Every mapped table class that belongs to a workspace (cached per mapper set)."""
+def _owned_by(key: str, tenant: int | str) -> Any:
+    # ``key`` is a default, not a closure variable: SQLAlchemy turns closure variables
+    # into bound parameters, and the column name must stay a name. The criteria's cache
+    # key includes the model, whose tenant key never changes.
+    return lambda cls, key=key: getattr(cls, key) == tenant
+
+
+def tenant_key(model: type[Any]) -> str:
+    """The name of the tenant column of a tenant-scoped model."""
+    column = _key_of(model)
+    if column is None:
+        raise TypeError(f"{model.__name__} has no tenant key")
+    return column
+
+
+def is_tenant_scoped(model: type[Any]) -> bool:
+    return _key_of(model) is not None
+
+
+def _key_of(model: type[Any]) -> str | None:
+    # Asked on every flush and tenant read: a dict lookup instead of a column scan.
+    try:
+        return _keys[model]
+    except KeyError:
+        key = _keys[model] = model_tenant_column(model)
+        return key
+
+
+_keys: dict[type[Any], str | None] = {}
+
+
+def tenant_models() -> tuple[type[SQLModel], ...]:
+    """Every mapped table class that belongs to a tenant (cached per mapper set)."""
     _refresh()
-    models: tuple[type[TenantScoped], ...] = _tenant_cache["models"]  # type: ignore[assignment]
+    models: tuple[type[SQLModel], ...] = _tenant_cache["models"]  # type: ignore[assignment]
     return models
 
 
 def tenant_tables() -> tuple[type[SQLModel], ...]:
-    """The mapped class of the tenant table itself: what ``workspace_id`` refers to, read
+    """The mapped class of each tenant table itself: what the tenant keys refer to, read
     off the schema rather than named here (the domain declares it in its models)."""
     _refresh()
     roots: tuple[type[SQLModel], ...] = _tenant_cache["roots"]  # type: ignore[assignment]
@@ -83,11 +113,11 @@ def _refresh() -> None:
     mappers = SQLModel._sa_registry.mappers
     if _tenant_cache.get("count") == len(mappers):
         return
-    models = tuple(m.class_ for m in mappers if issubclass(m.class_, TenantScoped))
+    models = tuple(m.class_ for m in mappers if is_tenant_scoped(m.class_))
     targets = {
         key.column.table
         for model in models
-        for key in model.__table__.c.workspace_id.foreign_keys  # type: ignore[attr-defined]
+        for key in model.__table__.c[tenant_key(model)].foreign_keys
     }
     _tenant_cache["models"] = models
     _tenant_cache["roots"] = tuple(m.class_ for m in mappers if m.local_table in targets)
@@ -99,16 +129,17 @@ _tenant_cache: dict[str, object] = {}
 
 def _check_writes(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
     written = [*session.new, *session.dirty, *session.deleted]
-    if not any(isinstance(obj, TenantScoped) for obj in written):
+    if not any(is_tenant_scoped(type(obj)) for obj in written):
         return
     tenant = _tenant(session)
     for obj in written:
-        if not isinstance(obj, TenantScoped):
+        if not is_tenant_scoped(type(obj)):
             continue
-        if obj in session.new and obj.workspace_id is None and isinstance(tenant, int):
-            obj.workspace_id = tenant
-        if tenant != UNSCOPED and obj.workspace_id != tenant:
-            raise Forbidden("Cannot write rows of another workspace")
+        key = tenant_key(type(obj))
+        if obj in session.new and getattr(obj, key) is None and isinstance(tenant, int):
+            setattr(obj, key, tenant)
+        if tenant != UNSCOPED and getattr(obj, key) != tenant:
+            raise Forbidden("Cannot write rows of another tenant")
 
 
 def install(session_class: type[Session]) -> None:

@@ -45,11 +45,11 @@ from strawberry.types.unset import UNSET
 from app.auth import Viewer, bearer
 from app.context import Ctx, Services
 from app.errors import BAD_USER_INPUT, NOT_FOUND, AppError, Unauthenticated
-from app.live.directive import live_request, operation_type
 from app.live.engine import LiveConnection
 from app.live.frames import encoded_next
-from app.live.schema import LiveSchema
+from app.schema.directive import live_request, operation_type
 from app.schema.documents import parse_ahead
+from app.schema.live import LiveSchema
 from app.settings import Settings
 from app.shutdown import Sockets
 

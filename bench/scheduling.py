@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlmodel import select
 
 from app import tenancy
+from app.columns import utcnow
 from app.context import Tx
 from app.jobs import JobContext, JobStatus, ScheduledJob, internal_mutation
 from app.jobs.runner import Runner, RunnerConfig
-from app.schema.base import utcnow
 from app.schema.build import build_schema
 from app.schema.models.workspace import Workspace
 from app.server import start_services, stop_services

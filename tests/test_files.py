@@ -19,7 +19,7 @@ import httpx
 import psutil
 import pytest
 
-from app.schema.base import utcnow
+from app.columns import utcnow
 from app.storage import housekeeping, signing
 from tests.harness import GraphQLErrors, Server, User, free_port, make_settings, running_server
 

@@ -19,8 +19,8 @@ from graphql import (
     specified_scalar_types,
 )
 
-from app.live.schema import LiveSchema
 from app.schema.build import build_schema
+from app.schema.live import LiveSchema
 
 ROOT = Path(__file__).resolve().parent.parent
 PRIVATE_FIELDS = {"passwordHash", "tokenEpoch", "workspaceId", "idempotencyKey"}

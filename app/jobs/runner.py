@@ -40,12 +40,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from app import tenancy
+from app.columns import utcnow
 from app.context import Services, Tx
 from app.errors import AppError
 from app.jobs.context import ActionContext, JobContext
 from app.jobs.functions import CronJob, JobFunction, UnknownFunction, cron_jobs, lookup
 from app.jobs.table import JobKind, JobStatus, ScheduledJob
-from app.schema.base import utcnow
 from app.settings import Settings
 from app.transaction import transact
 

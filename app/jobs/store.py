@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlmodel import select
 
+from app.columns import utcnow
 from app.jobs.functions import function_of
 from app.jobs.table import JobStatus, ScheduledJob
-from app.schema.base import utcnow
 from app.tenancy import TENANT_KEY
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from enum import StrEnum
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-from app.schema.base import UTCDateTime, created_at_field
+from app.columns import UTCDateTime, created_at_field
 
 
 class JobStatus(StrEnum):

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Table, event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
+from app.columns import TRACKED
 from app.live.changes import RowChange, Scalar
-from app.schema.base import TRACKED
 
 CHANGES_KEY = "livegraph.changes"
 CAPTURE_KEY = "livegraph.capture"

@@ -21,8 +21,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel, col
 
+from app.columns import UTCDateTime, utcnow
 from app.live.changes import ChangeBatch, RowChange
-from app.schema.base import UTCDateTime, utcnow
 
 
 class ChangeLogEntry(SQLModel, table=True):

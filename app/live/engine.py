@@ -8,14 +8,13 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import GraphQLError
 from strawberry.types import ExecutionResult
 
 from app.auth import Scope, Viewer
-from app.database import Database
 from app.domain import TokenEpochs
 from app.errors import INTERNAL, UNAUTHENTICATED, Forbidden, Unauthenticated
 from app.live import changelog
@@ -26,6 +25,9 @@ from app.live.feed import ChangeFeed
 from app.live.index import InvalidationIndex, touches
 from app.live.readset import ReadSet
 from app.live.signals import SignalHub
+
+if TYPE_CHECKING:
+    from app.database import Database
 
 log = logging.getLogger(__name__)
 

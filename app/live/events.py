@@ -34,12 +34,14 @@ import binascii
 from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from app.database import Database
 from app.errors import BadUserInput, CursorExpired, RateLimited
 from app.live import changelog
 from app.live.changes import ChangeBatch, RowChange, Scalar
+
+if TYPE_CHECKING:
+    from app.database import Database
 
 CURSOR_PREFIX = "ev1"
 REPLAY_CHUNK = 500

@@ -24,15 +24,17 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from broadcaster import Broadcast
 
-from app.database import Database
 from app.live import changelog
 from app.live.changes import ChangeBatch
 from app.live.redis_backend import RedisPubSubBackend
+
+if TYPE_CHECKING:
+    from app.database import Database
 
 log = logging.getLogger(__name__)
 

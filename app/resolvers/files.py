@@ -14,10 +14,10 @@ from typing import Annotated, Any
 import strawberry
 from sqlmodel import select
 
+from app.columns import utcnow
 from app.context import Ctx, Tx
 from app.errors import BadUserInput
 from app.schema.api import Input, computed, mutation
-from app.schema.base import utcnow
 from app.schema.models.file import File
 from app.schema.models.message import Message
 from app.storage import signing

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
+from app.columns import utcnow
 from app.context import Tx
 from app.jobs import ActionContext, JobContext, action, cron, internal_mutation
-from app.schema.base import utcnow
 from app.schema.models.invite import Invite
 from app.storage import housekeeping
 

@@ -8,13 +8,13 @@ import strawberry
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from app.columns import utcnow
 from app.context import Ctx, Tx
 from app.errors import Forbidden
 from app.pagination import Connection
 from app.resolvers.files import attach, detach_all
 from app.resolvers.link_previews import schedule_preview
 from app.schema.api import Input, mutation, query
-from app.schema.base import utcnow
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 

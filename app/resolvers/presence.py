@@ -32,10 +32,10 @@ from sqlalchemy import delete, update
 from sqlmodel import col, select
 
 from app.auth import Viewer
+from app.columns import utcnow
 from app.context import Ctx, Services, Tx
 from app.dataloaders.loaders import recorded
 from app.schema.api import query
-from app.schema.base import utcnow
 from app.schema.models.presence import Presence, ServerProcess
 from app.schema.models.user import User
 from app.transaction import transact

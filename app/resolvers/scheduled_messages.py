@@ -15,6 +15,7 @@ import strawberry
 from sqlmodel import select
 
 from app import pagination
+from app.columns import utcnow
 from app.context import Ctx, Tx
 from app.dataloaders.loaders import recorded
 from app.errors import BadUserInput, Conflict, Forbidden
@@ -22,7 +23,6 @@ from app.jobs import JobContext, internal_mutation
 from app.pagination import Connection
 from app.resolvers.link_previews import schedule_preview
 from app.schema.api import Input, mutation, query
-from app.schema.base import utcnow
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 from app.schema.models.scheduled_message import ScheduledMessage, ScheduledStatus

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import strawberry
 from sqlmodel import select
 
+from app.columns import utcnow
 from app.context import Ctx, Tx
 from app.errors import BadUserInput, Conflict, RateLimited, Unauthenticated
 from app.passwords import hash_password, verify_password
 from app.ratelimit import client_address
 from app.schema.api import mutation, query
-from app.schema.base import utcnow
 from app.schema.models.invite import Invite
 from app.schema.models.user import User
 from app.schema.models.workspace import Workspace

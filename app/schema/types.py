@@ -23,8 +23,8 @@ from sqlalchemy import Column, ColumnElement, inspect
 from sqlalchemy.orm import RelationshipDirection, RelationshipProperty
 from sqlmodel import SQLModel
 
+from app.columns import PRIVATE
 from app.pagination import Connection
-from app.schema.base import PRIVATE
 
 _generated: dict[type[SQLModel], type] = {}
 # Fields computed by a function rather than stored (``app.schema.api.computed``): a

@@ -14,8 +14,8 @@ from sqlalchemy import and_, or_
 from sqlmodel import select
 
 from app import tenancy
+from app.columns import utcnow
 from app.context import Services, Tx
-from app.schema.base import utcnow
 from app.transaction import transact
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, Relationship
 
-from app.schema.base import TenantScoped, created_at_field
+from app.columns import created_at_field
+from app.schema.models.workspace import TenantScoped
 
 if TYPE_CHECKING:
     from app.schema.models.message import Message

@@ -2,7 +2,8 @@ from datetime import datetime
 
 from sqlmodel import Field
 
-from app.schema.base import TenantScoped, UTCDateTime, created_at_field, private
+from app.columns import UTCDateTime, created_at_field, private
+from app.schema.models.workspace import TenantScoped
 
 
 class File(TenantScoped, table=True):

@@ -4,7 +4,8 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Field
 
-from app.schema.base import TenantScoped, UTCDateTime, created_at_field, private, utcnow
+from app.columns import UTCDateTime, created_at_field, private, utcnow
+from app.schema.models.workspace import TenantScoped
 
 INVITE_TTL = timedelta(days=7)
 

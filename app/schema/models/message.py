@@ -4,7 +4,8 @@ from typing import TYPE_CHECKING, ClassVar, Optional
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, Relationship
 
-from app.schema.base import TenantScoped, UTCDateTime, created_at_field, private
+from app.columns import UTCDateTime, created_at_field, private
+from app.schema.models.workspace import TenantScoped
 
 if TYPE_CHECKING:
     from app.schema.models.channel import Channel

@@ -5,7 +5,8 @@ from datetime import datetime
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.schema.base import TenantScoped, UTCDateTime, private
+from app.columns import UTCDateTime, private
+from app.schema.models.workspace import TenantScoped
 
 
 class ServerProcess(SQLModel, table=True):

@@ -4,7 +4,8 @@ from typing import TYPE_CHECKING, ClassVar, Optional
 
 from sqlmodel import Field, Relationship
 
-from app.schema.base import EnumText, TenantScoped, UTCDateTime, created_at_field, private
+from app.columns import EnumText, UTCDateTime, created_at_field, private
+from app.schema.models.workspace import TenantScoped
 
 if TYPE_CHECKING:
     from app.schema.models.channel import Channel

@@ -4,7 +4,8 @@ from datetime import datetime
 
 from sqlmodel import Field
 
-from app.schema.base import TenantScoped, created_at_field, private
+from app.columns import created_at_field, private
+from app.schema.models.workspace import TenantScoped
 
 
 class User(TenantScoped, table=True):

@@ -1,4 +1,4 @@
-"""What every table shares: tenant ownership, timestamps, and column markers.
+"""What tables share: the tenant key, timestamps, and column markers.
 
 The generator in ``app.schema.types`` reads these markers off the SQLAlchemy columns,
 so a model module is all a new table needs.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import DateTime, String
+from sqlalchemy import DateTime, String, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -19,6 +20,8 @@ from sqlmodel import Field, SQLModel
 import app.search.index  # noqa: F401
 
 PRIVATE = "private"
+# The column that says which tenant owns a row (see ``tenant_key``).
+TENANT = "tenant"
 # A column whose old and new values travel in change events although no read range is
 # keyed on it (e.g. the token epoch, which revokes live queries when it moves).
 TRACKED = "tracked"
@@ -83,21 +86,31 @@ def created_at_field(description: str = "When it was created.") -> Any:
     return Field(default_factory=utcnow, sa_type=UTCDateTime, description=description)
 
 
-def workspace_field() -> Any:
-    """The owning workspace: what tenant isolation filters on. Never exposed."""
+def tenant_key(references: str, description: str = "The tenant the row belongs to.") -> Any:
+    """The column naming the tenant that owns the row: what isolation filters on.
+
+    ``references`` is the tenant table's key (``"workspace.id"``). A model with such a
+    column is tenant-scoped: every read through a tenant session is filtered on it and
+    every write checked against it (``app.tenancy``). Never exposed in GraphQL.
+    """
     return Field(
-        foreign_key="workspace.id",
+        foreign_key=references,
         index=True,
-        sa_column_kwargs={"info": {PRIVATE: True}},
-        description="The workspace the row belongs to.",
+        sa_column_kwargs={"info": {PRIVATE: True, TENANT: True}},
+        description=description,
     )
 
 
-class TenantScoped(SQLModel):
-    """Mixin for rows that belong to one workspace.
+@cache
+def tenant_column(table: Table) -> str | None:
+    """The name of ``table``'s tenant column (declared with ``tenant_key``), if any."""
+    for column in table.columns:
+        if column.info.get(TENANT):
+            name: str = column.name
+            return name
+    return None
 
-    Every read through a tenant session is filtered on ``workspace_id`` and every write
-    is checked against it (``app.tenancy``): resolvers never repeat that filter.
-    """
 
-    workspace_id: int = workspace_field()
+def model_tenant_column(model: type[SQLModel]) -> str | None:
+    table = getattr(model, "__table__", None)
+    return tenant_column(table) if isinstance(table, Table) else None

@@ -2,16 +2,18 @@
 
 Loaders and ``Ctx.page`` record precise reads and mark their statements; any other
 SELECT a resolver runs on the read session is recorded here at the coarsest grain that
-is still correct: its tables, narrowed to the viewer's workspace when tenant-scoped.
+is still correct: its tables, narrowed to the viewer's tenant when tenant-scoped.
 """
 
 from __future__ import annotations
 
+from sqlalchemy import Table
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.util import find_tables
 
 from app import tenancy
+from app.columns import tenant_column
 from app.dataloaders.loaders import RECORDED
 from app.live.readset import ReadSet
 
@@ -31,7 +33,8 @@ def record_fallback(state: ORMExecuteState) -> None:
         name = getattr(table, "name", None)
         if not isinstance(name, str):
             continue
-        if isinstance(tenant, int) and "workspace_id" in table.c:
-            reads.range(name, "workspace_id", tenant)
+        key = tenant_column(table) if isinstance(table, Table) else None
+        if isinstance(tenant, int) and key is not None:
+            reads.range(name, key, tenant)
         else:
             reads.table(name)

@@ -24,7 +24,7 @@ from app.context import Ctx
 from app.errors import RATE_LIMITED, AppError
 from app.errors_format import format_errors
 from app.live.cohort import Cohort
-from app.live.directive import LIVE_DIRECTIVE, find_operation, live_request, parse_cached
+from app.schema.directive import LIVE_DIRECTIVE, find_operation, live_request, parse_cached
 from app.schema.documents import parse_document, validation_errors
 from app.schema.limits import ALL_RULES
 from app.uncancelled import uncancelled
