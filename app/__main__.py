@@ -1,16 +1,41 @@
-"""Command line: ``python -m app serve | export-schema | db sync``."""
+"""Command line: ``python -m app [--domain module:NAME] serve | export-schema | db sync``.
+
+The domain (a ``DomainConfig``) is ``--domain``, else ``LIVEGRAPH_DOMAIN``, else the
+chat example (``app.chat:CHAT``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
-from sqlmodel import SQLModel
-
+from app.domain import DomainConfig
 from app.settings import Settings, SettingsError
+
+DEFAULT_DOMAIN = "app.chat:CHAT"
+
+
+class DomainNotFound(ValueError):
+    pass
+
+
+def load_domain(spec: str) -> DomainConfig:
+    """``module:NAME`` -> the ``DomainConfig`` named NAME in that module."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise DomainNotFound(f"--domain {spec!r}: expected module:NAME, e.g. {DEFAULT_DOMAIN}")
+    try:
+        domain = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise DomainNotFound(f"--domain {spec!r}: {exc}") from exc
+    if not isinstance(domain, DomainConfig):
+        raise DomainNotFound(f"--domain {spec!r} is a {type(domain).__name__}, not a DomainConfig")
+    return domain
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -20,7 +45,12 @@ def _serve(args: argparse.Namespace) -> int:
     from app.shutdown import GracefulServer
 
     settings = Settings.from_env()
-    app = create_app(settings, demo=args.demo, public_url=f"http://{args.host}:{args.port}")
+    app = create_app(
+        load_domain(args.domain),
+        settings,
+        demo=args.demo,
+        public_url=f"http://{args.host}:{args.port}",
+    )
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -34,9 +64,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _export_schema(args: argparse.Namespace) -> int:
-    from app.schema.build import build_schema
+    from app.application import Application
 
-    text = build_schema().as_str() + "\n"
+    text = Application.build(load_domain(args.domain)).schema.as_str() + "\n"
     if args.output == "-":
         sys.stdout.write(text)
     else:
@@ -46,25 +76,24 @@ def _export_schema(args: argparse.Namespace) -> int:
 
 
 def _db_sync(args: argparse.Namespace) -> int:
+    from app.application import Application
     from app.database import Database
-    from app.jobs import table as _job_table  # noqa: F401 - registers the job table
     from app.live import changelog
-    from app.schema.build import build_schema
     from app.schema.sync import DestructiveChangeRefused, apply_sync, plan_sync
 
-    build_schema()  # imports every model module
+    metadata = Application.build(load_domain(args.domain)).metadata
     settings = Settings.from_env()
 
     async def run() -> int:
         db = Database(settings.database_url)
         try:
             if args.dry_run:
-                plan = await plan_sync(db.write_engine, SQLModel.metadata)
+                plan = await plan_sync(db.write_engine, metadata)
                 print(plan.describe())
                 return 1 if plan.refused(allow_destructive=args.allow_destructive) else 0
             try:
                 plan = await apply_sync(
-                    db.write_engine, SQLModel.metadata, allow_destructive=args.allow_destructive
+                    db.write_engine, metadata, allow_destructive=args.allow_destructive
                 )
             except DestructiveChangeRefused as exc:
                 print(exc, file=sys.stderr)
@@ -81,6 +110,11 @@ def _db_sync(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    parser.add_argument(
+        "--domain",
+        default=os.environ.get("LIVEGRAPH_DOMAIN", DEFAULT_DOMAIN),
+        help=f"the DomainConfig to serve, as module:NAME (default {DEFAULT_DOMAIN})",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--host", default="127.0.0.1")
@@ -101,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         return int(args.handler(args))
-    except SettingsError as exc:
+    except (SettingsError, DomainNotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

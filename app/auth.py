@@ -1,6 +1,7 @@
 """Tokens (JWT, HS256 pinned, with expiry and issuer); passwords are in ``app.passwords``.
 
-A token carries the user's ``token_epoch``; signing out everywhere bumps the epoch, which
+A token carries the user, the tenant and the user's token epoch, under the claim names
+the domain declares (``app.domain.Claims``). Raising the epoch (signing out everywhere)
 revokes every token issued before it, live queries included (they re-check on each run).
 """
 
@@ -10,12 +11,13 @@ import enum
 import math
 import time
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import jwt
 
+from app.domain import Claims
 from app.errors import Unauthenticated
 
 ALGORITHM = "HS256"
@@ -155,13 +157,15 @@ class TokenService:
     secret: str
     issuer: str
     ttl_seconds: int
+    names: Claims = field(default_factory=Claims)
 
-    def issue(self, user_id: int, workspace_id: int, epoch: int) -> str:
+    def issue(self, user_id: int, tenant_id: int, epoch: int) -> str:
         now = int(time.time())
+        names = self.names
         claims = {
-            "sub": str(user_id),
-            "ws": workspace_id,
-            "ep": epoch,
+            names.user: str(user_id),
+            names.tenant: tenant_id,
+            names.epoch: epoch,
             "iss": self.issuer,
             "iat": now,
             "exp": now + self.ttl_seconds,
@@ -175,12 +179,13 @@ class TokenService:
                 self.secret,
                 algorithms=[ALGORITHM],
                 issuer=self.issuer,
-                options={"require": ["exp", "iss", "sub"]},
+                options={"require": ["exp", "iss"]},
             )
+            names = self.names
             return Viewer(
-                user_id=int(claims["sub"]),
-                workspace_id=int(claims["ws"]),
-                token_epoch=int(claims.get("ep", 0)),
+                user_id=int(claims[names.user]),
+                workspace_id=int(claims[names.tenant]),
+                token_epoch=int(claims.get(names.epoch, 0)),
                 expires_at=float(claims["exp"]),
                 claims=claims,
             )

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,7 +24,7 @@ from app.auth import TokenService, Viewer
 from app.database import Database
 from app.dataloaders.loaders import Loaders, pk_name, recorded, require_tracked, table_name
 from app.dataloaders.recording import READS_KEY
-from app.domain import DomainConfig
+from app.domain import ConnectionHooks, DomainConfig
 from app.errors import NotFound, Unauthenticated
 from app.live import capture, changelog
 from app.live.capture import to_scalar
@@ -38,6 +38,7 @@ from app.settings import Settings
 from app.uncancelled import uncancelled
 
 if TYPE_CHECKING:
+    from app.application import Application
     from app.live.engine import LiveEngine
     from app.ratelimit import RateLimits
     from app.shutdown import Drain
@@ -45,13 +46,6 @@ if TYPE_CHECKING:
 
 ModelT = TypeVar("ModelT", bound=SQLModel)
 T = TypeVar("T")
-
-
-class ConnectionHooks(Protocol):
-    """What the domain does when an authenticated WebSocket opens and closes."""
-
-    def connected(self, viewer: Viewer) -> None: ...
-    def disconnected(self, viewer: Viewer) -> None: ...
 
 
 @dataclass
@@ -65,11 +59,15 @@ class Services:
     rate_limits: RateLimits
     drain: Drain
     blobs: Blobs
-    # What the domain plugs in (token epochs, the files table).
-    domain: DomainConfig
+    # The domain and what was built from it (schema, tables, job functions).
+    application: Application
     # The scheduled-job runner, when this process runs one (app.jobs.runner.Runner).
     runner: Any = None
     connection_hooks: ConnectionHooks | None = None
+
+    @property
+    def domain(self) -> DomainConfig:
+        return self.application.domain
 
 
 # Primary keys are INTEGER columns: PostgreSQL refuses a larger bound parameter outright.

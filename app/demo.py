@@ -16,6 +16,16 @@ DEMO_PASSWORD = "demo-password"
 FRIEND_EMAIL = "friend@example.com"
 
 
+async def banner(services: Services) -> str:
+    """Seed the demo rows; how to sign in, to print at start-up."""
+    token = await seed(services)
+    return (
+        f"  Demo user:  {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
+        f"  Demo token: {token}\n"
+        '  Header:     {"Authorization": "Bearer <demo token>"}\n'
+    )
+
+
 async def seed(services: Services) -> str:
     """Create the demo rows once (idempotent) and return a token for the demo user."""
     ctx = Ctx(services, None)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from cross_web import HTTPException
-from sqlmodel import SQLModel
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -25,6 +24,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from strawberry.types import ExecutionResult
 
+from app.application import Application
 from app.auth import TokenService, Viewer
 from app.context import Ctx, Services
 from app.database import Database
@@ -36,11 +36,6 @@ from app.live.cohort import Cohort
 from app.live.engine import LiveEngine
 from app.live.readset import ReadSet
 from app.ratelimit import HttpLimit, RateLimits, rate_limited_response, with_rate_limit_headers
-from app.resolvers.presence import PresenceTracker
-from app.schema.build import build_schema
-from app.schema.live import LiveSchema
-from app.schema.models import CHAT
-from app.schema.registry import RESOLVER_PACKAGES
 from app.schema.sync import apply_sync
 from app.settings import Settings
 from app.shutdown import Drain, Sockets
@@ -53,14 +48,11 @@ log = logging.getLogger(__name__)
 
 
 async def start_services(
-    settings: Settings,
-    schema: LiveSchema,
-    tokens: TokenService | None = None,
-    *,
-    domain: DomainConfig = CHAT,
+    settings: Settings, application: Application, tokens: TokenService | None = None
 ) -> Services:
+    domain = application.domain
     db = Database(settings.database_url, statement_timeout_ms=settings.statement_timeout_ms)
-    await apply_sync(db.write_engine, SQLModel.metadata)
+    await apply_sync(db.write_engine, application.metadata)
     async with db.write_engine.begin() as conn:
         await changelog.ensure_clock(conn)
     live = LiveEngine(
@@ -78,13 +70,14 @@ async def start_services(
     services = Services(
         settings=settings,
         db=db,
-        tokens=tokens or token_service(settings),
+        tokens=tokens or token_service(settings, domain),
         live=live,
         rate_limits=RateLimits(settings),
         drain=Drain(),
         blobs=Blobs(settings.resolved_storage_url, settings.storage_options),
-        domain=domain,
+        application=application,
     )
+    schema = application.schema
 
     async def execute(cohort: Cohort, viewer: Viewer, reads: ReadSet) -> ExecutionResult:
         return await schema.execute_live(cohort, Ctx(services, viewer, reads=reads))
@@ -95,16 +88,17 @@ async def start_services(
         runner = Runner(services, RunnerConfig.from_settings(settings))
         await runner.start()
         services.runner = runner
-    presence = PresenceTracker(services, ttl_s=settings.presence_ttl_s)
-    await presence.start()
-    services.connection_hooks = presence
+    if domain.connection_hooks is not None:
+        hooks = domain.connection_hooks(services)
+        await hooks.start()
+        services.connection_hooks = hooks
     return services
 
 
 async def stop_services(services: Services) -> None:
     if services.runner is not None:
         await services.runner.stop()
-    if isinstance(services.connection_hooks, PresenceTracker):
+    if services.connection_hooks is not None:
         await services.connection_hooks.stop()
     await services.live.stop()
     await services.db.dispose()
@@ -141,8 +135,10 @@ def _too_large(limit: int) -> Response:
     )
 
 
-def token_service(settings: Settings) -> TokenService:
-    return TokenService(settings.secret_key, settings.token_issuer, settings.token_ttl_seconds)
+def token_service(settings: Settings, domain: DomainConfig) -> TokenService:
+    return TokenService(
+        settings.secret_key, settings.token_issuer, settings.token_ttl_seconds, domain.principal
+    )
 
 
 def _file(path: Path) -> Any:
@@ -153,19 +149,21 @@ def _file(path: Path) -> Any:
 
 
 def create_app(
+    domain: DomainConfig,
     settings: Settings | None = None,
     *,
     demo: bool = False,
     public_url: str | None = None,
-    resolver_packages: Sequence[str] = RESOLVER_PACKAGES,
-    domain: DomainConfig = CHAT,
 ) -> Starlette:
+    """The ASGI app serving ``domain``: its schema is built here, its services start with
+    the app's lifespan."""
     settings = settings or Settings.from_env()
-    schema = build_schema(resolver_packages=resolver_packages, introspection=settings.introspection)
+    application = Application.build(domain, introspection=settings.introspection)
+    schema = application.schema
     ref = ServicesRef()
     sockets = Sockets()
     view = GraphQLView(schema, ref, settings, sockets)
-    tokens = token_service(settings)
+    tokens = token_service(settings, domain)
     http_limit = HttpLimit(tokens)
 
     async def graphql_http(request: Request) -> Response:
@@ -183,7 +181,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        services = await start_services(settings, schema, tokens, domain=domain)
+        services = await start_services(settings, application, tokens)
         ref.set(services)
         # Until scheduled jobs exist, start-up is when expired files go.
         await housekeeping.remove_expired_files(services)
@@ -195,18 +193,10 @@ def create_app(
         # of them stalls every delivery. Young collections stay frequent; full ones,
         # which find little in a server that holds no cycles on purpose, become rare.
         gc.set_threshold(50_000, 20, 100)
-        if demo:
-            from app.demo import DEMO_EMAIL, DEMO_PASSWORD, seed
-
-            token = await seed(services)
+        if demo and domain.demo is not None:
+            sign_in = await domain.demo(services)
             url = public_url or "http://127.0.0.1:8000"
-            print(
-                f"\n  GraphiQL:   {url}/graphql\n"
-                f"  Demo user:  {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
-                f"  Demo token: {token}\n"
-                '  Header:     {"Authorization": "Bearer <demo token>"}\n',
-                flush=True,
-            )
+            print(f"\n  GraphiQL:   {url}/graphql\n{sign_in}", flush=True)
         try:
             yield
         finally:
@@ -249,5 +239,6 @@ def create_app(
     )
     app.state.sockets = sockets
     app.state.schema = schema
+    app.state.application = application
     app.state.services = ref
     return app

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlmodel import select
 
 from app import tenancy
+from app.application import Application
+from app.chat import CHAT
 from app.columns import utcnow
 from app.context import Tx
 from app.jobs import JobContext, JobStatus, ScheduledJob, internal_mutation
+from app.jobs.functions import Functions
 from app.jobs.runner import Runner, RunnerConfig
-from app.schema.build import build_schema
 from app.schema.models.workspace import Workspace
 from app.server import start_services, stop_services
 from app.settings import Settings
@@ -86,7 +89,11 @@ async def measure(target: str, jobs: int) -> dict[str, Any]:
             scheduler_enabled=False,
             rate_limits_enabled=False,
         )
-        services = await start_services(settings, build_schema())
+        application = Application.build(CHAT)
+        # The chat's functions and this benchmark's.
+        modules = [*application.modules, sys.modules[__name__]]
+        application = replace(application, functions=Functions.discover(modules))
+        services = await start_services(settings, application)
         try:
             config = RunnerConfig.from_settings(settings)
             runner = Runner(services, config)

@@ -25,7 +25,9 @@ import uvicorn
 import websockets
 from sqlalchemy import event
 
+from app.chat import CHAT
 from app.context import Services
+from app.domain import DomainConfig
 from app.server import create_app
 from app.settings import Settings
 from app.shutdown import GracefulServer
@@ -168,8 +170,10 @@ class Server:
 
 
 @asynccontextmanager
-async def running_server(settings: Settings, **app_options: Any) -> AsyncIterator[Server]:
-    app = create_app(settings, **app_options)
+async def running_server(
+    settings: Settings, domain: DomainConfig = CHAT, **app_options: Any
+) -> AsyncIterator[Server]:
+    app = create_app(domain, settings, **app_options)
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws_max_size=1 << 20

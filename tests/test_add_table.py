@@ -73,11 +73,13 @@ SCRIPT = '''
 import asyncio
 import json
 import sys
+from dataclasses import replace
 
 from sqlalchemy import inspect
 
+from app.application import Application
+from app.chat import CHAT
 from app.context import Ctx
-from app.schema.build import build_schema
 from app.server import start_services, stop_services
 from app.settings import Settings
 
@@ -90,13 +92,16 @@ LIST = "{ notes { edges { node { id title pinned author { name } } } } }"
 
 
 async def main() -> dict:
-    schema = build_schema(
-        model_packages=("app.schema.models", f"{PKG}.models"),
-        resolver_packages=("app.resolvers", f"{PKG}.resolvers"),
+    domain = replace(
+        CHAT,
+        models=(*CHAT.models, f"{PKG}.models"),
+        resolvers=(*CHAT.resolvers, f"{PKG}.resolvers"),
     )
+    application = Application.build(domain)
+    schema = application.schema
     settings = Settings(database_url=URL, broadcast_url="memory://", secret_key="k" * 32,
                         channel_prefix=f"{PKG}")
-    services = await start_services(settings, schema)
+    services = await start_services(settings, application)
     try:
         async with services.db.write_engine.connect() as conn:
             tables = await conn.run_sync(lambda c: inspect(c).get_table_names())

@@ -13,7 +13,8 @@ from pathlib import Path
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.schema.build import build_schema
+from app.application import Application
+from app.chat import CHAT
 from tests.harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,14 +68,14 @@ def test_export_schema_writes_the_sdl(tmp_path: Path) -> None:
     target = tmp_path / "out.graphql"
     done = _run(tmp_path, "export-schema", "-o", str(target), SECRET_KEY="k")
     assert done.returncode == 0, done.stderr
-    assert target.read_text() == build_schema().as_str() + "\n"
+    assert target.read_text() == Application.build(CHAT).schema.as_str() + "\n"
     assert f"wrote {target}" in done.stdout
 
 
 def test_export_schema_to_stdout(tmp_path: Path) -> None:
     done = _run(tmp_path, "export-schema", "-o", "-", SECRET_KEY="k")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == build_schema().as_str() + "\n"
+    assert done.stdout == Application.build(CHAT).schema.as_str() + "\n"
 
 
 async def test_db_sync_dry_run_prints_the_plan_and_changes_nothing(

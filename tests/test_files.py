@@ -309,11 +309,11 @@ async def test_file_housekeeping_is_a_cron_action_every_five_minutes(
     sqlite_server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.jobs import ActionContext
-    from app.jobs.functions import cron_jobs
     from app.jobs.table import JobKind
     from app.resolvers.housekeeping import prune_expired_files
 
-    (job,) = [j for j in cron_jobs() if j.function.fn is prune_expired_files]
+    crons = sqlite_server.services.application.functions.crons()
+    (job,) = [j for j in crons if j.function.fn is prune_expired_files]
     assert (job.schedule, job.function.kind) == ("*/5 * * * *", JobKind.ACTION)
     server = sqlite_server
     alice = await server.sign_up("alice")

@@ -22,6 +22,7 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
 from app.auth import Scope, Viewer
+from app.chat import CHAT
 from app.dataloaders.loaders import Loaders, UntrackedColumn
 from app.live import feed as feed_module
 from app.live.changes import ChangeBatch, RowChange
@@ -70,7 +71,7 @@ async def probe_server(tmp_path: Path) -> AsyncIterator[Server]:
     """A server whose schema also has the queries in ``tests.live_probe``."""
     settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}", tmp_path)
     async with running_server(
-        settings, resolver_packages=("app.resolvers", "tests.live_probe")
+        settings, domain=replace(CHAT, resolvers=(*CHAT.resolvers, "tests.live_probe"))
     ) as running:
         yield running
 

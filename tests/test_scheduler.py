@@ -8,6 +8,7 @@ moves: nothing waits for real time to pass.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -19,12 +20,13 @@ import pytest
 from sqlmodel import func, select
 
 from app import tenancy
+from app.application import Application
+from app.chat import CHAT
 from app.context import Services, Tx
 from app.errors import NotFound
 from app.jobs import ActionContext, JobContext, JobStatus, ScheduledJob, action, internal_mutation
-from app.jobs.functions import _crons, cron, cron_jobs
+from app.jobs.functions import Functions, cron
 from app.jobs.runner import Runner, RunnerConfig
-from app.schema.build import build_schema
 from app.schema.models.workspace import Workspace
 from app.server import start_services, stop_services
 from tests.harness import make_settings
@@ -80,10 +82,22 @@ async def side_effect(ctx: ActionContext, *, name: str) -> None:
     await ctx.run_mutation(make_workspace, name=f"{name}-written")
 
 
+@cron("*/5 * * * *", name="test-tick")
+@internal_mutation
+async def tick(ctx: JobContext, tx: Tx) -> None:
+    tx.add(Workspace(name="tick"))
+
+
+def with_these_functions(application: Application) -> Application:
+    """The chat's functions and this module's."""
+    modules = [*application.modules, sys.modules[__name__]]
+    return replace(application, functions=Functions.discover(modules))
+
+
 @asynccontextmanager
 async def services_for(url: str, tmp: Path) -> AsyncIterator[Services]:
     settings = make_settings(url, tmp, scheduler_enabled=False)
-    services = await start_services(settings, build_schema())
+    services = await start_services(settings, with_these_functions(Application.build(CHAT)))
     try:
         yield services
     finally:
@@ -316,36 +330,34 @@ async def test_two_runners_run_each_job_exactly_once(database_url: str, tmp_path
 async def test_cron_fires_once_per_period_across_two_processes(
     database_url: str, tmp_path: Path
 ) -> None:
-    cron("*/5 * * * *", name="test-tick")(make_workspace)
-    try:
-        async with (
-            services_for(database_url, tmp_path / "one") as one,
-            services_for(database_url, tmp_path / "two") as two,
-        ):
-            clock = Clock(datetime(2031, 1, 1, 0, 0, 30, tzinfo=UTC))
-            runners = [Runner(one, CONFIG, clock=clock), Runner(two, CONFIG, clock=clock)]
-            for runner in runners:
-                runner.prime_crons()
-            fired = 0
-            for _ in range(30):  # half an hour, a minute at a time
-                clock.advance(60)
-                results = await asyncio.gather(*(r.fire_crons() for r in runners))
-                fired += sum(results)
-            # Every cron (the domain's too) fired 6 times in all, by one runner each time.
-            assert fired == 6 * len(cron_jobs())
-            async with one.db.reading() as session:
-                tenancy.unscoped(session.sync_session)
-                keys = (
-                    await session.exec(
-                        select(ScheduledJob.dedupe_key).where(
-                            ScheduledJob.dedupe_key.startswith("cron:test-tick:")  # type: ignore[union-attr]
-                        )
+    async with (
+        services_for(database_url, tmp_path / "one") as one,
+        services_for(database_url, tmp_path / "two") as two,
+    ):
+        clock = Clock(datetime(2031, 1, 1, 0, 0, 30, tzinfo=UTC))
+        runners = [Runner(one, CONFIG, clock=clock), Runner(two, CONFIG, clock=clock)]
+        for runner in runners:
+            runner.prime_crons()
+        fired = 0
+        for _ in range(30):  # half an hour, a minute at a time
+            clock.advance(60)
+            results = await asyncio.gather(*(r.fire_crons() for r in runners))
+            fired += sum(results)
+        # Every cron (the domain's too) fired 6 times in all, by one runner each time.
+        crons = runners[0].functions.crons()
+        assert "test-tick" in {job.name for job in crons}
+        assert fired == 6 * len(crons)
+        async with one.db.reading() as session:
+            tenancy.unscoped(session.sync_session)
+            keys = (
+                await session.exec(
+                    select(ScheduledJob.dedupe_key).where(
+                        ScheduledJob.dedupe_key.startswith("cron:test-tick:")  # type: ignore[union-attr]
                     )
-                ).all()
-            assert len(keys) == len(set(keys)) == 6
-            assert "cron:test-tick:2031-01-01T00:05:00+00:00" in keys
-    finally:
-        _crons.pop("test-tick", None)
+                )
+            ).all()
+        assert len(keys) == len(set(keys)) == 6
+        assert "cron:test-tick:2031-01-01T00:05:00+00:00" in keys
 
 
 async def test_an_invalid_cron_expression_is_refused() -> None:

@@ -19,7 +19,8 @@ from graphql import (
     specified_scalar_types,
 )
 
-from app.schema.build import build_schema
+from app.application import Application
+from app.chat import CHAT
 from app.schema.live import LiveSchema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +29,7 @@ PRIVATE_FIELDS = {"passwordHash", "tokenEpoch", "workspaceId", "idempotencyKey"}
 
 @cache
 def _schema() -> LiveSchema:
-    return build_schema()
+    return Application.build(CHAT).schema
 
 
 def _graphql() -> GraphQLSchema:

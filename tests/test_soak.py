@@ -52,6 +52,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
+from app.chat import CHAT
 from app.context import Ctx
 from app.dataloaders.loaders import Loaders
 from app.live import cohort as cohorts
@@ -165,7 +166,7 @@ async def soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
     apps: list[Starlette] = []
 
     def create(settings: Settings, **options: Any) -> Starlette:
-        apps.append(create_app(settings, **options))
+        apps.append(create_app(CHAT, settings, **options))
         return apps[-1]
 
     monkeypatch.setattr(harness, "create_app", create)

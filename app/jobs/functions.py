@@ -13,14 +13,16 @@
 
 A scheduled mutation runs exactly once, in one transaction with its completion record;
 an action runs at most once, never inside a transaction, and writes only through
-mutations. Functions are found by name (module and qualified name), so a job stored
-before a restart finds its function again when its module is imported.
+mutations. The decorators only mark a function; an application discovers the marked
+functions of its resolver modules (``Functions.discover``) and finds them by name (module
+and qualified name), so a job stored before a restart finds its function again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, TypeVar, overload
 
 from croniter import croniter
@@ -29,10 +31,11 @@ from app.jobs.table import JobKind
 
 Fn = TypeVar("Fn", bound=Callable[..., Awaitable[Any]])
 MARK = "__livegraph_job__"
+CRON_MARK = "__livegraph_cron__"
 
 
 class UnknownFunction(LookupError):
-    """A job names a function that no imported module registers (renamed or removed)."""
+    """A job names a function that no module of the application has (renamed or removed)."""
 
 
 @dataclass(frozen=True)
@@ -52,16 +55,11 @@ class CronJob:
     function: JobFunction
 
 
-_functions: dict[str, JobFunction] = {}
-_crons: dict[str, CronJob] = {}
-
-
 def _name(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
 
-def _register(fn: Fn, spec: JobFunction) -> Fn:
-    _functions[spec.name] = spec
+def _mark(fn: Fn, spec: JobFunction) -> Fn:
     setattr(fn, MARK, spec)
     return fn
 
@@ -79,14 +77,14 @@ def internal_mutation(
     """A mutation that only the server calls: scheduled, run by actions or by cron."""
 
     def mark(func: Fn) -> Fn:
-        return _register(func, JobFunction(_name(func), JobKind.MUTATION, func, None, on_failed))
+        return _mark(func, JobFunction(_name(func), JobKind.MUTATION, func, None, on_failed))
 
     return mark(fn) if fn is not None else mark
 
 
 def internal_query(fn: Fn) -> Fn:
     """A read that actions run with ``ctx.run_query``."""
-    return _register(fn, JobFunction(_name(fn), None, fn))
+    return _mark(fn, JobFunction(_name(fn), None, fn))
 
 
 @overload
@@ -97,7 +95,7 @@ def action(fn: Fn | None = None, /, *, timeout_s: float | None = None) -> Fn | C
     """A function with side effects outside the database; runs at most once."""
 
     def mark(func: Fn) -> Fn:
-        return _register(func, JobFunction(_name(func), JobKind.ACTION, func, timeout_s))
+        return _mark(func, JobFunction(_name(func), JobKind.ACTION, func, timeout_s))
 
     return mark(fn) if fn is not None else mark
 
@@ -112,7 +110,7 @@ def cron(schedule: str, *, name: str | None = None) -> Callable[[Fn], Fn]:
         if spec.kind is None:
             raise TypeError(f"{spec.name}: cron runs internal mutations and actions only")
         job = CronJob(name or spec.name, schedule, spec)
-        _crons[job.name] = job
+        setattr(func, CRON_MARK, (*getattr(func, CRON_MARK, ()), job))
         return func
 
     return mark
@@ -125,12 +123,31 @@ def function_of(fn: Callable[..., Any]) -> JobFunction:
     return spec
 
 
-def lookup(name: str) -> JobFunction:
-    spec = _functions.get(name)
-    if spec is None:
-        raise UnknownFunction(name)
-    return spec
+class Functions:
+    """An application's internal mutations, internal queries, actions and cron jobs."""
 
+    def __init__(self, functions: Iterable[JobFunction], crons: Iterable[CronJob]) -> None:
+        self._functions = {spec.name: spec for spec in functions}
+        self._crons = {job.name: job for job in crons}
 
-def cron_jobs() -> list[CronJob]:
-    return list(_crons.values())
+    @classmethod
+    def discover(cls, modules: Iterable[ModuleType]) -> Functions:
+        """The marked functions defined in ``modules`` (not those they import)."""
+        functions: list[JobFunction] = []
+        crons: list[CronJob] = []
+        for module in modules:
+            for value in vars(module).values():
+                spec = getattr(value, MARK, None)
+                if isinstance(spec, JobFunction) and value.__module__ == module.__name__:
+                    functions.append(spec)
+                    crons.extend(getattr(value, CRON_MARK, ()))
+        return cls(functions, crons)
+
+    def lookup(self, name: str) -> JobFunction:
+        spec = self._functions.get(name)
+        if spec is None:
+            raise UnknownFunction(name)
+        return spec
+
+    def crons(self) -> list[CronJob]:
+        return list(self._crons.values())

@@ -44,7 +44,7 @@ from app.columns import utcnow
 from app.context import Services, Tx
 from app.errors import AppError
 from app.jobs.context import ActionContext, JobContext
-from app.jobs.functions import CronJob, JobFunction, UnknownFunction, cron_jobs, lookup
+from app.jobs.functions import CronJob, Functions, JobFunction, UnknownFunction
 from app.jobs.table import JobKind, JobStatus, ScheduledJob
 from app.settings import Settings
 from app.transaction import transact
@@ -102,10 +102,13 @@ class Runner:
         services: Services,
         config: RunnerConfig | None = None,
         *,
+        functions: Functions | None = None,
         clock: Clock = utcnow,
         worker: str | None = None,
     ) -> None:
         self.services = services
+        # The application's functions, unless given (a test's own).
+        self.functions = functions or services.application.functions
         self.config = config or RunnerConfig()
         self.clock = clock
         self.worker = worker or uuid.uuid4().hex[:12]
@@ -119,7 +122,7 @@ class Runner:
 
     def prime_crons(self) -> None:
         """Start counting cron fires from now: fires before this are not this runner's."""
-        self._cron_seen = {job.name: self._previous_fire(job) for job in cron_jobs()}
+        self._cron_seen = {job.name: self._previous_fire(job) for job in self.functions.crons()}
 
     async def start(self) -> None:
         self.prime_crons()
@@ -247,7 +250,7 @@ class Runner:
 
     async def _run(self, job: Claimed) -> None:
         try:
-            spec = lookup(job.function)
+            spec = self.functions.lookup(job.function)
         except UnknownFunction:
             await self._record(job, JobStatus.FAILED, f"unknown function {job.function}")
             return
@@ -389,7 +392,7 @@ class Runner:
     async def fire_crons(self) -> int:
         """Insert the job of every cron fire due since the last look; return how many."""
         fired = 0
-        for job in cron_jobs():
+        for job in self.functions.crons():
             previous = self._previous_fire(job)
             seen = self._cron_seen.get(job.name)
             self._cron_seen[job.name] = previous

@@ -118,7 +118,7 @@ class LiveEngine:
         slow_consumer_timeout_s: float = 10.0,
         retention: int = 100_000,
         *,
-        epochs: TokenEpochs,
+        epochs: TokenEpochs | None,
         max_per_connection: int = 100,
         max_per_user: int = 500,
         event_queue_max: int = 1000,
@@ -226,6 +226,8 @@ class LiveEngine:
             if cohort is not None:
                 cohort.invalidate(batch.version)
         epochs = self._epochs
+        if epochs is None:
+            return
         for change in batch.changes:
             if change.table == epochs.table and epochs.column in change.new:
                 self._epoch_moved(int(change.pk or 0), int(change.new[epochs.column] or 0))
@@ -257,6 +259,8 @@ class LiveEngine:
         return self._remember_epoch(user_id, await self._read_epoch(user_id))
 
     async def _read_epoch(self, user_id: int) -> int:
+        if self._epochs is None:
+            return 0
         async with self._db.read_engine.connect() as conn:
             return await self._epochs.read(conn, user_id)
 

@@ -1,9 +1,12 @@
-"""Assemble the schema: discover models and resolvers, generate types, add ``@live``."""
+"""Assemble the schema from discovered models and resolver modules: generate types,
+collect the operations, add ``@live``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 
+from sqlmodel import SQLModel
 from strawberry.extensions import DisableIntrospection, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
@@ -12,22 +15,18 @@ from app.schema.api import collect, root_type
 from app.schema.documents import CachedDocuments
 from app.schema.limits import MAX_TOKENS, DocumentLimits
 from app.schema.live import LiveSchema
-from app.schema.registry import MODEL_PACKAGES, RESOLVER_PACKAGES, import_all, table_models
 from app.schema.types import graphql_type
 
 
 def build_schema(
-    model_packages: Sequence[str] = MODEL_PACKAGES,
-    resolver_packages: Sequence[str] = RESOLVER_PACKAGES,
+    models: Sequence[type[SQLModel]],
+    modules: Sequence[ModuleType],
     *,
     introspection: bool = True,
 ) -> LiveSchema:
-    models = table_models(model_packages)
-    # Resolver modules first: they may declare computed fields of the models' types.
-    modules = import_all(resolver_packages)
     for model in models:
         graphql_type(model)
-    query = root_type("Query", collect(modules, "query"), "Read the viewer's workspace.")
+    query = root_type("Query", collect(modules, "query"), "Read the viewer's data.")
     mutation = root_type("Mutation", collect(modules, "mutation"), "Change data, atomically.")
     subscription = root_type(
         "Subscription", collect(modules, "subscription"), "What happens, as it happens."

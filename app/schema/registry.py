@@ -1,4 +1,5 @@
-"""Discovery: every module in the model and resolver packages is imported, nothing more.
+"""Discovery: every module in a domain's model and resolver packages is imported,
+nothing more.
 
 Adding a table means adding a model module and a resolver module; nothing is registered
 by hand. Extra packages (a fork's own, or a test's) are discovered the same way.
@@ -8,13 +9,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from types import ModuleType
 
 from sqlmodel import SQLModel
-
-MODEL_PACKAGES: tuple[str, ...] = ("app.schema.models",)
-RESOLVER_PACKAGES: tuple[str, ...] = ("app.resolvers",)
 
 
 def import_package(name: str) -> list[ModuleType]:
@@ -34,7 +32,7 @@ def import_all(packages: Iterable[str]) -> list[ModuleType]:
     return modules
 
 
-def table_models(packages: Iterable[str] = MODEL_PACKAGES) -> list[type[SQLModel]]:
+def table_models(packages: Iterable[str]) -> list[type[SQLModel]]:
     """The table classes defined in the given packages, in dependency order."""
     modules = {m.__name__ for m in import_all(packages)}
     by_table = {
@@ -43,7 +41,3 @@ def table_models(packages: Iterable[str] = MODEL_PACKAGES) -> list[type[SQLModel
         if mapper.class_.__module__ in modules
     }
     return [by_table[t.name] for t in SQLModel.metadata.sorted_tables if t.name in by_table]
-
-
-def iter_models() -> Iterator[type[SQLModel]]:
-    yield from table_models()
