@@ -1,7 +1,8 @@
-"""What tables share: the tenant key, timestamps, and column markers.
+"""What tables share: the tenant key, timestamps, and column and table markers.
 
 The generator in ``app.schema.types`` reads these markers off the SQLAlchemy columns,
-so a model module is all a new table needs.
+so a model module is all a new table needs. ``app.schema.checks`` reads the table
+markers (``GLOBAL``, ``INTERNAL``) when the schema is built.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ TENANT = "tenant"
 # A column whose old and new values travel in change events although no read range is
 # keyed on it (e.g. the token epoch, which revokes live queries when it moves).
 TRACKED = "tracked"
+# A table whose rows belong to no workspace declares it (``__global__: ClassVar[bool] =
+# True``): a table that is neither this nor ``TenantScoped`` is refused, so a forgotten
+# mixin can never leave rows readable across workspaces. The tenant table needs no mark.
+GLOBAL = "__global__"
+# A table the API never serves (bookkeeping read and written through Core) declares it
+# (``__internal__``): it needs no integer ``id``, by which served rows are fetched, paged
+# and tracked, and may key itself as it likes.
+INTERNAL = "__internal__"
 
 
 def utcnow() -> datetime:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
@@ -34,6 +35,9 @@ class ScheduledJob(SQLModel, table=True):
     __tablename__ = "scheduled_job"
     # Serves the claim: due PENDING jobs and expired RUNNING leases, oldest first.
     __table_args__ = (Index("ix_scheduled_job_due", "status", "run_at"),)
+    # One queue for every workspace: ``workspace_id`` says whom a job runs for, and is
+    # no tenant filter (a runner claims jobs of any workspace).
+    __global__: ClassVar[bool] = True
 
     id: int | None = Field(default=None, primary_key=True)
     function: str = Field(max_length=255)

@@ -15,6 +15,7 @@ that the transaction advances with ``UPDATE ... RETURNING`` just before COMMIT:
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 import orjson
 from sqlalchemy import delete, func, select, update
@@ -29,6 +30,8 @@ class ChangeLogEntry(SQLModel, table=True):
     """One committed write transaction's row changes."""
 
     __tablename__ = "change_log"
+    # Every workspace's changes in one commit order; readers filter them per tenant.
+    __global__: ClassVar[bool] = True
 
     version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     committed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -39,6 +42,7 @@ class ChangeClock(SQLModel, table=True):
     """The single row whose counter hands out change-log versions."""
 
     __tablename__ = "change_clock"
+    __global__: ClassVar[bool] = True
 
     id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
     version: int = 0

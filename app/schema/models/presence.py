@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -13,6 +14,10 @@ class ServerProcess(SQLModel, table=True):
     """A running server process: alive while its heartbeat is recent."""
 
     __tablename__ = "server_process"
+    # Processes serve every workspace; presence reads and writes this table through Core
+    # only and never serves it, so its key is the process's own name.
+    __global__: ClassVar[bool] = True
+    __internal__: ClassVar[bool] = True
 
     id: str = Field(primary_key=True, max_length=32)
     seen_at: datetime = Field(sa_type=UTCDateTime, index=True)
