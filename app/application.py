@@ -17,6 +17,7 @@ from app.jobs.functions import Functions
 from app.jobs.table import ScheduledJob
 from app.live.changelog import ChangeClock, ChangeLogEntry
 from app.schema.build import build_schema
+from app.schema.checks import check_resolvers, check_tables
 from app.schema.live import LiveSchema
 from app.schema.registry import import_all, table_models
 
@@ -38,8 +39,11 @@ class Application:
     @classmethod
     def build(cls, domain: DomainConfig, *, introspection: bool = True) -> Application:
         models = tuple(table_models(domain.models))
-        # Resolver modules first: they may declare computed fields of the models' types.
+        problems = check_tables(models, domain.tenant)
+        # Resolver modules before the schema: they may declare computed fields of the
+        # models' types.
         modules = tuple(import_all(domain.resolvers))
+        check_resolvers(modules, problems)
         return cls(
             domain=domain,
             models=models,

@@ -45,13 +45,16 @@ class UntrackedColumn(TypeError):
 
 
 def require_tracked(model: type[SQLModel], column: str) -> None:
+    # The schema build refuses the filters it can read in resolver source
+    # (``app.schema.checks``); this catches, when called, those it cannot see.
     table = model.__table__  # type: ignore[attr-defined]
     if column not in table.columns:
         raise UntrackedColumn(f"{model.__name__} has no column {column!r}")
     if column not in tracked_columns(table):
         raise UntrackedColumn(
             f"{model.__name__}.{column} is not tracked, so a list filtered on it would never "
-            f"update live: declare it with Field(index=True) or as a foreign key"
+            f"update live: declare it with Field(index=True), as a foreign key, or as "
+            f"private(tracked=True)"
         )
 
 
