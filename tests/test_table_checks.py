@@ -22,7 +22,10 @@ import pytest
 
 from app.application import Application
 from app.chat import CHAT
+from app.context import Ctx
+from app.dataloaders.loaders import UntrackedColumn
 from app.schema.checks import SchemaDefinitionError
+from app.schema.models.message import Message
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -366,3 +369,10 @@ class Memo(SQLModel, table=True):
     assert problem.startswith("Memo (checks_ext_")
     assert "its tenant key `team_id` does not refer to the tenant table `Workspace`" in problem
     assert 'Fix: declare it as `tenant_key("workspace.id")`' in problem
+
+
+async def test_events_filtered_on_an_untracked_column_are_refused_when_called() -> None:
+    # The backstop for filters the build cannot read: without it they match nothing.
+    ctx = Ctx(cast(Any, None), None)
+    with pytest.raises(UntrackedColumn, match=r"Message\.body is not tracked"):
+        await anext(ctx.events(Message, {"body": "hello"}))
