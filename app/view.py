@@ -45,7 +45,7 @@ from strawberry.types.unset import UNSET
 from app.auth import Viewer, bearer
 from app.context import Ctx, Services
 from app.errors import BAD_USER_INPUT, NOT_FOUND, AppError, Unauthenticated
-from app.live.engine import LiveConnection
+from app.live.connection import LiveConnection
 from app.live.frames import encoded_next
 from app.schema.directive import live_request, operation_type
 from app.schema.documents import parse_ahead
@@ -82,14 +82,14 @@ class TransportContext:
         except Unauthenticated as exc:
             self.auth_error = exc
             return
-        if await self.services.live.current_epoch(viewer.user_id) > viewer.token_epoch:
+        if await self.services.live.revocation.current_epoch(viewer.user_id) > viewer.token_epoch:
             self.auth_error = Unauthenticated("Token revoked")
             return
         self.viewer = viewer
 
     def new_ctx(self) -> Ctx:
         viewer, auth_error = self.viewer, self.auth_error
-        if viewer is not None and self.services.live.revoked(viewer):
+        if viewer is not None and self.services.live.revocation.revoked(viewer):
             # Signed out everywhere since this connection authenticated: a WebSocket
             # runs nothing more with that token.
             viewer, auth_error = None, Unauthenticated("Token revoked")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
 
-from app.auth import TokenService
 from tests.harness import Server, User
 
 # One server per module and database; each test signs up its own workspaces.
@@ -202,9 +202,8 @@ async def test_tampered_token_is_unauthenticated(server: Server) -> None:
 
 async def test_expired_token_is_unauthenticated(server: Server) -> None:
     alice = await server.sign_up("alice")
-    settings = server.services.settings
     claims = server.services.tokens.decode(alice.token)
-    expired = TokenService(settings.secret_key, settings.token_issuer, -60).issue(
+    expired = replace(server.services.tokens, ttl_seconds=-60).issue(
         claims.user_id, claims.workspace_id, claims.token_epoch
     )
     (error,) = await _errors(server, CHANNELS, headers=_bearer(expired))
@@ -214,9 +213,8 @@ async def test_expired_token_is_unauthenticated(server: Server) -> None:
 
 async def test_token_signed_with_another_key_is_refused(server: Server) -> None:
     alice = await server.sign_up("alice")
-    settings = server.services.settings
     claims = server.services.tokens.decode(alice.token)
-    forged = TokenService("another-key-" + uuid.uuid4().hex, settings.token_issuer, 3600).issue(
+    forged = replace(server.services.tokens, secret="another-key-" + uuid.uuid4().hex).issue(
         claims.user_id, claims.workspace_id, claims.token_epoch
     )
     (error,) = await _errors(server, CHANNELS, headers=_bearer(forged))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -248,7 +249,7 @@ async def test_expired_token_ends_the_live_query(server: Server) -> None:
     tokens = server.services.tokens
     viewer = tokens.decode(alice.token)
     # Whole seconds: a ttl of 2 leaves the token valid for between one and two seconds.
-    short = type(tokens)(tokens.secret, tokens.issuer, ttl_seconds=2)
+    short = replace(tokens, ttl_seconds=2)
     brief = User(short.issue(viewer.user_id, viewer.workspace_id, viewer.token_epoch), alice.id, "")
     async with WSClient.connect(server, brief) as ws:
         op = await ws.subscribe(LIVE_MESSAGES, {"channel": channel})

@@ -205,7 +205,12 @@ async def test_live_queries_per_user_are_bounded_across_connections(tmp_path: Pa
             # A slot freed is a slot to use again.
             await streams[0].aclose()  # type: ignore[attr-defined]
             for _ in range(100):
-                if server.services.live.live_count(server.services.tokens.decode(alice.token)) < 5:
+                if (
+                    server.services.live.admission.live_count(
+                        server.services.tokens.decode(alice.token)
+                    )
+                    < 5
+                ):
                     break
                 await asyncio.sleep(0.02)
             again = two.subscribe(request(6))
@@ -352,14 +357,14 @@ async def test_an_epoch_change_during_its_read_is_not_lost(sqlite_server: Server
         await release.wait()
         return 0  # what the database said before the change committed
 
-    live._read_epoch = slow_read  # type: ignore[method-assign]
-    pending = asyncio.create_task(live.current_epoch(424242))
+    live.revocation._read = slow_read  # type: ignore[method-assign]
+    pending = asyncio.create_task(live.revocation.current_epoch(424242))
     await asyncio.wait_for(reading.wait(), 5)
     change = RowChange("user", 424242, "update", {"token_epoch": 0}, {"token_epoch": 3})
     live._on_batch(ChangeBatch(10**9, (change,)))
     release.set()
     assert await asyncio.wait_for(pending, 5) == 3
-    assert await live.current_epoch(424242) == 3
+    assert await live.revocation.current_epoch(424242) == 3
 
 
 async def test_a_revoked_token_runs_nothing_more_on_its_open_websocket(

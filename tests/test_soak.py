@@ -57,7 +57,7 @@ from app.context import Ctx
 from app.dataloaders.loaders import Loaders
 from app.live import cohort as cohorts
 from app.live import frames
-from app.live.engine import LiveConnection
+from app.live.connection import LiveConnection
 from app.live.readset import ReadSet
 from app.schema.models.message import Message
 from app.schema.registry import table_models
@@ -134,7 +134,7 @@ class Soak:
         return {
             "cohorts": len(live.cohorts),
             "index entries": live.index.entries(),
-            "users with live operations": len(live._by_user),
+            "users with live operations": len(live.admission.by_user),
             "users with connections": len(self.view._connections_per_user),
             "open sockets": len(self.app.state.sockets.open),
             "encoded frames": frames.cached(),

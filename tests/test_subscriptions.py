@@ -231,7 +231,7 @@ async def test_subscriptions_count_against_the_live_bound_per_connection(
 ) -> None:
     alice = await server.sign_up("alice")
     channel = await server.channel(alice)
-    bound = server.services.live.max_per_connection
+    bound = server.services.live.admission.max_per_connection
     before = server.services.live.events.count()
     async with WSClient.connect(server, alice) as ws:
         for _ in range(bound):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -16,14 +15,16 @@ from strawberry.types import ExecutionResult
 
 from app.auth import Scope, Viewer
 from app.domain import TokenEpochs
-from app.errors import INTERNAL, UNAUTHENTICATED, Forbidden, Unauthenticated
-from app.live import changelog
+from app.errors import INTERNAL, UNAUTHENTICATED, Unauthenticated
 from app.live.changes import ChangeBatch
 from app.live.cohort import Cohort, CohortKey, OperationKey, RunOutcome, Subscriber
+from app.live.connection import Admission, LiveConnection
 from app.live.events import EventFilter, EventHub, EventStream
 from app.live.feed import ChangeFeed
 from app.live.index import InvalidationIndex, touches
+from app.live.pruning import ChangeLogPruner
 from app.live.readset import ReadSet
+from app.live.revocation import Revocation
 from app.live.signals import SignalHub
 
 if TYPE_CHECKING:
@@ -37,62 +38,6 @@ Execute = Callable[[Cohort, Viewer, ReadSet], Awaitable[ExecutionResult]]
 NARROWED_MEMORY = 10_000
 
 
-SLOW_CONSUMER_CLOSE = 1013  # "Try Again Later": the client reconnects and resubscribes
-EPOCH_CACHE_SIZE = 100_000
-
-
-class LiveConnection:
-    """The live operations of one WebSocket connection, for read-your-writes."""
-
-    def __init__(self, close: Callable[[int, str], Awaitable[None]] | None = None) -> None:
-        self.subscribers: set[Subscriber] = set()
-        # Subscriptions (events, signals): counted against the same per-connection bound.
-        self.streams = 0
-        self._changed = asyncio.Event()
-        self._close = close
-        self._closing: asyncio.Task[None] | None = None
-
-    def slow(self) -> None:
-        """Close the connection of a client that stopped reading (once)."""
-        if self._close is None or self._closing is not None:
-            return
-        log.warning(
-            "closing a slow consumer with %d live queries and %d subscriptions",
-            len(self.subscribers),
-            self.streams,
-        )
-        for subscriber in list(self.subscribers):
-            subscriber.detach()
-        # The close frame waits behind what the client has not read; the live queries
-        # are already released, so nothing more accumulates meanwhile.
-        self._closing = asyncio.ensure_future(self._close(SLOW_CONSUMER_CLOSE, "Slow consumer"))
-        self._closing.add_done_callback(lambda t: None if t.cancelled() else t.exception())
-
-    def notify(self) -> None:
-        self._changed.set()
-
-    def forget(self, subscriber: Subscriber) -> None:
-        self.subscribers.discard(subscriber)
-        self._changed.set()
-
-    def pending(self, version: int) -> list[Subscriber]:
-        return [s for s in self.subscribers if not (s.cohort.is_current(version) and s.caught_up)]
-
-    async def wait_caught_up(self, version: int, timeout: float) -> bool:
-        """Until every live operation here has been sent a result at or past ``version``."""
-        deadline = time.monotonic() + timeout
-        while self.pending(version):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                return not self.pending(version)
-        return True
-
-
 def _fingerprint(result: ExecutionResult) -> bytes:
     errors = [e.formatted for e in result.errors or ()]
     return orjson.dumps([result.data, errors])
@@ -104,11 +49,10 @@ def _ended(message: str) -> ExecutionResult:
     )
 
 
-class LiveLimitReached(Forbidden):
-    """A live operation beyond the per-connection or per-user bound."""
-
-
 class LiveEngine:
+    """Cohorts of live queries: started on the first subscriber, re-run when a change
+    touches what they read, stopped with the last subscriber."""
+
     def __init__(
         self,
         db: Database,
@@ -123,9 +67,6 @@ class LiveEngine:
         max_per_user: int = 500,
         event_queue_max: int = 1000,
     ) -> None:
-        self._db = db
-        # Where the domain keeps token epochs (revocation); followed in change events.
-        self._epochs = epochs
         self.feed = ChangeFeed(
             db,
             broadcast_url,
@@ -135,16 +76,10 @@ class LiveEngine:
             on_reset=self._reset,
             on_signal=self._on_signal,
         )
-        self.retention = retention
-        self.max_per_connection = max_per_connection
-        self.max_per_user = max_per_user
-        self._prune_every = max(1, retention // 10)
-        self._pruning: asyncio.Task[None] | None = None
+        self.pruner = ChangeLogPruner(db, retention)
+        self.admission = Admission(max_per_connection, max_per_user)
+        self.revocation = Revocation(db, epochs, self._epoch_moved)
         self.slow_consumer_timeout_s = slow_consumer_timeout_s
-        # user id -> token epoch (the highest seen): from the database once, then kept by
-        # the change feed. Epochs only grow, so a stale read never lowers what is known.
-        self.epochs: OrderedDict[int, int] = OrderedDict()
-        self._by_user: dict[int, set[Subscriber]] = {}
         # Operations known to read a narrower identity than the workspace: their scope.
         self._narrowed: OrderedDict[OperationKey, Scope] = OrderedDict()
         self.index: InvalidationIndex[CohortKey] = InvalidationIndex()
@@ -156,13 +91,6 @@ class LiveEngine:
         self.events = EventHub(db, lambda: self.feed.applied_version)
         self.signals = SignalHub()
         self.event_queue_max = event_queue_max
-        self._streams_by_user: dict[int, int] = {}
-
-    def live_count(self, viewer: Viewer) -> int:
-        """Live operations this user holds in this process."""
-        return len(self._by_user.get(viewer.user_id, ())) + self._streams_by_user.get(
-            viewer.user_id, 0
-        )
 
     def stats(self) -> dict[str, int]:
         """Counters for operators and benchmarks: no identities, no query text."""
@@ -188,28 +116,13 @@ class LiveEngine:
         # Their runs may be reading the database: it is disposed of only after this.
         while self._stopping:
             await asyncio.gather(*list(self._stopping), return_exceptions=True)
-        if self._pruning is not None:
-            await asyncio.gather(self._pruning, return_exceptions=True)
+        await self.pruner.stop()
         await self.feed.stop()
 
     def committed(self, batch: ChangeBatch) -> None:
         """A batch this process committed: applied here at once (see ``ChangeFeed``)."""
         self.feed.committed(batch)
-        if batch.version % self._prune_every == 0 and (
-            self._pruning is None or self._pruning.done()
-        ):
-            self._pruning = asyncio.create_task(self._prune(), name="change-log-prune")
-            self._pruning.add_done_callback(lambda t: None if t.cancelled() else t.exception())
-
-    async def _prune(self) -> None:
-        """Keep the newest ``retention`` change-log entries (the catch-up window)."""
-        try:
-            async with self._db.write_engine.begin() as conn:
-                removed = await changelog.prune(conn, self.retention)
-            log.info("pruned %d change-log entries", removed)
-        except Exception:
-            # A busy database: the next prune point tries again.
-            log.warning("change-log pruning failed", exc_info=True)
+        self.pruner.committed(batch.version)
 
     def _reset(self, version: int) -> None:
         for cohort in self.cohorts.values():
@@ -225,44 +138,14 @@ class LiveEngine:
             cohort = self.cohorts.get(key)
             if cohort is not None:
                 cohort.invalidate(batch.version)
-        epochs = self._epochs
-        if epochs is None:
-            return
-        for change in batch.changes:
-            if change.table == epochs.table and epochs.column in change.new:
-                self._epoch_moved(int(change.pk or 0), int(change.new[epochs.column] or 0))
+        self.revocation.follow(batch)
 
-    def _remember_epoch(self, user_id: int, epoch: int) -> int:
-        known = max(epoch, self.epochs.get(user_id, epoch))
-        self.epochs[user_id] = known
-        self.epochs.move_to_end(user_id)
-        while len(self.epochs) > EPOCH_CACHE_SIZE:
-            self.epochs.popitem(last=False)
-        return known
-
-    def _epoch_moved(self, user_id: int, epoch: int) -> None:
-        # Always kept, known user or not: a read of the epoch in flight must not put
-        # back the value from before this change.
-        self._remember_epoch(user_id, epoch)
-        for subscriber in self._by_user.get(user_id, ()):
+    def _epoch_moved(self, user_id: int) -> None:
+        for subscriber in self.admission.subscribers_of(user_id):
             subscriber.wake()
         # Event streams check their subscriber's token before each event; one waiting
         # for the next event ends now instead.
         self.events.wake_all()
-
-    async def current_epoch(self, user_id: int) -> int:
-        """The user's token epoch: tokens with an older one are revoked."""
-        epoch = self.epochs.get(user_id)
-        if epoch is not None:
-            self.epochs.move_to_end(user_id)
-            return epoch
-        return self._remember_epoch(user_id, await self._read_epoch(user_id))
-
-    async def _read_epoch(self, user_id: int) -> int:
-        if self._epochs is None:
-            return 0
-        async with self._db.read_engine.connect() as conn:
-            return await self._epochs.read(conn, user_id)
 
     async def _run(self, cohort: Cohort) -> RunOutcome:
         assert self._execute is not None, "LiveEngine.bind() was not called"
@@ -354,48 +237,13 @@ class LiveEngine:
         if not task.cancelled() and task.exception() is not None:
             log.error("stopping a live cohort failed", exc_info=task.exception())
 
-    def admit(self, viewer: Viewer, connection: LiveConnection | None) -> None:
-        """Refuse a live operation or subscription beyond the bounds of its connection
-        or its user."""
-        if (
-            connection is not None
-            and len(connection.subscribers) + connection.streams >= self.max_per_connection
-        ):
-            raise LiveLimitReached("Too many live queries on this connection")
-        if self.live_count(viewer) >= self.max_per_user:
-            raise LiveLimitReached("Too many live queries for this user")
-
-    def hold(self, viewer: Viewer, connection: LiveConnection | None) -> Callable[[], None]:
-        """Admit a subscription, counted until the returned release is called (once)."""
-        self.admit(viewer, connection)
-        user_id = viewer.user_id
-        self._streams_by_user[user_id] = self._streams_by_user.get(user_id, 0) + 1
-        if connection is not None:
-            connection.streams += 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if released:
-                return
-            released = True
-            left = self._streams_by_user[user_id] - 1
-            if left:
-                self._streams_by_user[user_id] = left
-            else:
-                del self._streams_by_user[user_id]
-            if connection is not None:
-                connection.streams -= 1
-
-        return release
-
     def open_events(
         self, viewer: Viewer, connection: LiveConnection | None, event_filter: EventFilter
     ) -> EventStream:
         """A change-event stream as ``viewer``, ended when its token is no longer valid."""
 
         def check() -> Exception | None:
-            problem = self.token_problem(viewer)
+            problem = self.revocation.token_problem(viewer)
             return None if problem is None else Unauthenticated(problem)
 
         return self.events.open(
@@ -416,7 +264,7 @@ class LiveEngine:
         connection: LiveConnection | None,
     ) -> AsyncIterator[ExecutionResult]:
         """Join (or start) the operation's cohort; raises ``LiveLimitReached``."""
-        self.admit(viewer, connection)
+        self.admission.admit(viewer, connection)
         operation = OperationKey(query, _variables_key(variables), operation_name, throttle_ms)
         cohort = self._cohort_for(operation, query, variables, viewer)
         notify = connection.notify if connection is not None else _nothing
@@ -428,36 +276,13 @@ class LiveEngine:
             slow_after_s=self.slow_consumer_timeout_s,
         )
         cohort.add(subscriber)
-        self._by_user.setdefault(viewer.user_id, set()).add(subscriber)
-        subscriber.on_detach(self._forget)
-        if connection is not None:
-            connection.subscribers.add(subscriber)
-            subscriber.on_detach(connection.forget)
+        self.admission.track(subscriber, connection)
         return subscriber.results(self._check)
-
-    def _forget(self, subscriber: Subscriber) -> None:
-        mine = self._by_user.get(subscriber.viewer.user_id)
-        if mine is not None:
-            mine.discard(subscriber)
-            if not mine:
-                del self._by_user[subscriber.viewer.user_id]
-
-    def revoked(self, viewer: Viewer) -> bool:
-        """Whether the viewer's token was revoked since it was issued (as known here)."""
-        return self.epochs.get(viewer.user_id, viewer.token_epoch) > viewer.token_epoch
 
     def _check(self, viewer: Viewer) -> ExecutionResult | None:
         """Authorization re-applied before each delivery, as the subscriber."""
-        problem = self.token_problem(viewer)
+        problem = self.revocation.token_problem(viewer)
         return None if problem is None else _ended(problem)
-
-    def token_problem(self, viewer: Viewer) -> str | None:
-        """Why the subscriber's token no longer authorizes a delivery, if it doesn't."""
-        if viewer.expired:
-            return "Token expired"
-        if self.revoked(viewer):
-            return "Token revoked"
-        return None
 
 
 def _internal(result: ExecutionResult) -> bool:

@@ -396,7 +396,7 @@ def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
         if not operation.public:
             ctx.require_viewer()
         release = (
-            ctx.services.live.hold(ctx.viewer, ctx.live_connection)
+            ctx.services.live.admission.hold(ctx.viewer, ctx.live_connection)
             if ctx.viewer is not None
             else _nothing
         )
