@@ -50,6 +50,11 @@ from app.database import Database
 from app.schema.models.channel import Channel as ChannelRow
 from app.schema.models.message import Message as MessageRow
 from app.schema.models.user import User as UserRow
+from app.schema.registry import table_models
+
+# Every table class defined, so that the mappers configure: Message's relationships name
+# classes (a link preview, ...) that this peer never reads.
+table_models()
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
