@@ -24,18 +24,17 @@ import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import common
 import harness
 import report
 
 TARGETS = ("ours", "node", "node-deflate", "python")
-RUN_AS = {  # name -> (harness target, loadgen kind, extra env)
-    "ours": ("ours", "live", None),
-    "node": ("node", "live", None),
-    "node-deflate": ("node", "live", {"PEER_PERMESSAGE_DEFLATE": "1"}),
-    "python": ("python", "subscription", None),
+RUN_AS = {  # name -> (harness target, extra env)
+    "ours": ("ours", None),
+    "node": ("node", None),
+    "node-deflate": ("node", {"PEER_PERMESSAGE_DEFLATE": "1"}),
+    "python": ("python", None),
 }
 COLUMNS = [
     report.Column("target", "target"),
@@ -51,35 +50,22 @@ COLUMNS = [
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    common.add_target_argument(parser, TARGETS)
+    parser = common.scenario_parser(__doc__, "bytes", TARGETS)
     parser.add_argument("--rounds", type=int, default=5, help="updates measured")
     parser.add_argument("--seed-messages", type=int, default=50)
-    parser.add_argument("--out-dir", type=Path, default=harness.RESULTS_DIR)
-    parser.add_argument("--name", default="bytes")
     args = parser.parse_args(argv)
-    args.targets = common.parse_targets(parser, args.targets, TARGETS)
     if not 1 <= args.rounds <= 100:
         parser.error("--rounds in 1..100")
     return args
 
 
-def run_one(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_one(name: str, args: argparse.Namespace) -> list[common.Row]:
     common.log(f"{name} ...")
-    target, kind, env = RUN_AS[name]
-
-    def loadgen_args(_target: harness.RunningTarget) -> list[str]:
-        return [
-            "bytes",
-            "--kind",
-            kind,
-            "--rounds",
-            str(args.rounds),
-            "--seed-messages",
-            str(args.seed_messages),
-        ]
-
-    row, result = common.measure(target, loadgen_args, 300 + 40 * args.rounds, env=env, label=name)
+    target, env = RUN_AS[name]
+    options = common.forward(args, "rounds", "seed_messages")
+    row, result = common.measure(
+        target, "bytes", options, 300 + 40 * args.rounds, env=env, label=name
+    )
     if result is None:
         return [row]
     rows = []
@@ -113,17 +99,25 @@ def run_one(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    document = common.header("bytes")
-    wanted = list(dict.fromkeys(RUN_AS[name][0] for name in args.targets))
-    names, skipped = common.available(wanted)
-    rows = [r for name in args.targets if RUN_AS[name][0] in names for r in run_one(name, args)]
-    common.finish(document)
-    ok = [row for row in rows if "error" not in row]
-    print(report.render_table(ok, COLUMNS))
-    common.print_failures(rows)
-    document.update(
+def plot(path: Path, rows: Sequence[common.Row]) -> None:
+    """Wire bytes per update: a group per target, a bar with and without deflate."""
+    targets, series = report.pivot(rows, "target", "variant", "update_wire")
+    report.plot_bars(
+        path,
+        targets,
+        series,
+        "Bytes on the wire for one update of a 50-message result",
+        "bytes per update (log)",
+        log=True,
+    )
+
+
+def scenario(args: argparse.Namespace) -> common.Scenario:
+    return common.Scenario(
+        name="bytes",
+        title="Bytes per update",
+        details=f"a 50-message result, median of {args.rounds} updates.",
+        columns=COLUMNS,
         config={
             "targets": args.targets,
             "rounds": args.rounds,
@@ -131,50 +125,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bytes": "median over the rounds of the frame holding the new message: on the "
             "wire (WebSocket frame heads + payload as sent) and its JSON payload inflated",
         },
-        skipped=skipped,
-        results=rows,
-    )
-    report.write_outputs(
-        args.out_dir,
-        args.name,
-        document,
-        f"Bytes per update, measured {document['started_at']} ({common.load_note(document)}); "
-        f"a 50-message result, median of {args.rounds} updates.",
-        ok,
-        COLUMNS,
-        "`update wire B`: the WebSocket frame(s) of one update as received, heads "
+        notes="`update wire B`: the WebSocket frame(s) of one update as received, heads "
         "included; `update payload B`: its JSON once inflated. `socket B / update`: every "
         "byte the socket received during the round. With permessage-deflate, the sliding "
         "window (context takeover) holds the previous result, so an update that repeats "
         "49 of 50 messages compresses far better than the first result.",
+        plot=plot,
     )
-    targets = list(dict.fromkeys(row["target"] for row in ok))
-    report.plot_bars(
-        args.out_dir / f"{args.name}.png",
-        targets,
-        [
-            (
-                variant,
-                [
-                    next(
-                        (
-                            r["update_wire"]
-                            for r in ok
-                            if r["target"] == t and r["variant"] == variant
-                        ),
-                        None,
-                    )
-                    for t in targets
-                ],
-            )
-            for variant in ("no deflate", "deflate")
-        ],
-        "Bytes on the wire for one update of a 50-message result",
-        "bytes per update (log)",
-        log=True,
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return common.run(
+        scenario(args),
+        args,
+        args.targets,
+        lambda name: run_one(name, args),
+        check=lambda name: harness.check_available(RUN_AS[name][0]),
     )
-    common.log(f"wrote {args.out_dir / args.name}.{{json,md,png}}")
-    return 1 if any("error" in row for row in rows) else 0
 
 
 if __name__ == "__main__":

@@ -17,14 +17,12 @@ Writes `<name>.json`, `<name>.md` and `<name>.png` into `--out-dir` (bench/resul
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import common
 import fanout
-import harness
 import report
 
 TARGETS = ("ours", "python", "node")
@@ -44,40 +42,17 @@ COLUMNS = [
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="1000,5000", help="comma-separated N values")
-    common.add_target_argument(parser, TARGETS)
-    parser.add_argument("--rounds", type=int, default=5, help="writes per (target, N)")
-    parser.add_argument("--seed-messages", type=int, default=0)
-    parser.add_argument("--round-timeout", type=float, default=60.0)
-    parser.add_argument("--ready-timeout", type=float, default=180.0)
-    parser.add_argument("--out-dir", type=Path, default=harness.RESULTS_DIR)
-    parser.add_argument("--name", default="events_fanout", help="base name of the result files")
-    args = parser.parse_args(argv)
-    args.sizes = common.parse_sizes(parser, args.sizes, fanout.MAX_SUBSCRIBERS)
-    args.targets = common.parse_targets(parser, args.targets, TARGETS)
-    return args
+    parser = common.scenario_parser(__doc__, "events_fanout", TARGETS)
+    fanout.add_arguments(parser, sizes="1000,5000", seed_messages=0)
+    return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    document = common.header("events_fanout")
-    targets, skipped = common.available(args.targets)
-    rows: list[dict[str, Any]] = []
-    for name in targets:
-        for size in args.sizes:
-            common.log(f"{name} N={size} ...")
-            row = fanout.measure(name, size, args, kind="events")
-            if "error" not in row:
-                common.log(
-                    f"  p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, missed {row['missed']}"
-                )
-            rows.append(row)
-    common.finish(document)
-    ok_rows = [row for row in rows if "error" not in row]
-    print(report.render_table(ok_rows, COLUMNS))
-    common.print_failures(rows)
-    document.update(
+def scenario(args: argparse.Namespace) -> common.Scenario:
+    return common.Scenario(
+        name="events_fanout",
+        title="Event fan-out (`messageEvents`)",
+        details=f"{args.rounds} writes per row.",
+        columns=COLUMNS,
         config={
             "sizes": args.sizes,
             "targets": args.targets,
@@ -87,24 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "latency": "ms from the write's HTTP response (e2e: from its request) "
             "to each subscriber's receipt of the event frame for the new message",
         },
-        skipped=skipped,
-        results=rows,
+        plot=functools.partial(
+            report.plot_latency,
+            title="Event fan-out: one message to N messageEvents subscribers",
+        ),
     )
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    report.write_json(args.out_dir / f"{args.name}.json", document)
-    (args.out_dir / f"{args.name}.md").write_text(
-        f"Event fan-out (`messageEvents`), measured {document['started_at']}, "
-        f"{common.load_note(document)}; {args.rounds} writes per row.\n\n"
-        f"{report.render_markdown(ok_rows, COLUMNS)}\n",
-        encoding="utf-8",
-    )
-    report.plot_latency(
-        args.out_dir / f"{args.name}.png",
-        ok_rows,
-        "Event fan-out: one message to N messageEvents subscribers",
-    )
-    common.log(f"wrote {args.out_dir / args.name}.{{json,md,png}}")
-    return 1 if any("error" in row for row in rows) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def rows_for(name: str) -> list[common.Row]:
+        return [fanout.run_one(name, size, args, kind="events") for size in args.sizes]
+
+    return common.run(scenario(args), args, args.targets, rows_for)
 
 
 if __name__ == "__main__":

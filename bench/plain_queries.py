@@ -54,14 +54,12 @@ GOAL = 0.9
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = common.scenario_parser(__doc__, "plain_queries", None)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per target, alternating")
     parser.add_argument("--connections", type=int, default=8, help="closed-loop clients")
     parser.add_argument("--seed-messages", type=int, default=60)
-    parser.add_argument("--out-dir", type=Path, default=harness.RESULTS_DIR)
-    parser.add_argument("--name", default="plain_queries")
     args = parser.parse_args(argv)
     if not 0 < args.duration <= 300 or not 1 <= args.repeats <= 20:
         parser.error("--duration in (0, 300] s, --repeats in 1..20")
@@ -75,22 +73,51 @@ def http_run(
 ) -> dict[str, Any]:
     argv = [
         "http",
-        "--token",
-        session["token"],
-        "--channel",
-        session["channel_id"],
-        "--connections",
-        str(args.connections),
-        "--duration",
-        str(args.duration),
-        "--warmup",
-        str(args.warmup),
+        *common.flags(token=session["token"], channel=session["channel_id"]),
+        *common.forward(args, "connections", "duration", "warmup"),
     ]
     result = harness.run_loadgen(argv, target, args.duration + args.warmup + 120)
     server_cpu = result["server"]["cpu_s"]
     # The server's CPU over the whole loadgen run (warm-up included), as a share of a core.
     result["server_cpu_pct"] = 100 * server_cpu / (args.duration + args.warmup)
     return result
+
+
+def measure_both(args: argparse.Namespace) -> tuple[dict[str, list[dict[str, Any]]], str | None]:
+    """Ours seeded through its API, the plain peer on the same file; alternating runs.
+
+    The runs of each target, and the error that stopped them (None if none did).
+    """
+    shared_dir = Path(tempfile.mkdtemp(prefix="bench-plain-queries-"))
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{shared_dir / 'shared.sqlite'}",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "DATA_DIR": str(shared_dir),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "plain": []}
+    try:
+        with harness.running_target("ours", env=env) as ours:
+            common.log(f"seeding {args.seed_messages} messages through our API ...")
+            session = harness.run_loadgen(
+                ["setup", *common.forward(args, "seed_messages")], ours, 300
+            )
+            with harness.running_target("plain", env=env) as plain:
+                targets = {"ours": ours, "plain": plain}
+                for repeat in range(args.repeats):
+                    for name, target in targets.items():
+                        common.log(f"{name} run {repeat + 1}/{args.repeats} ...")
+                        result = http_run(target, session, args)
+                        runs[name].append(result)
+                        common.log(
+                            f"  {result['requests_per_s']} req/s, "
+                            f"p99 {result['latency_ms']['p99']} ms"
+                        )
+    except harness.HarnessError as failure:
+        common.log(f"failed: {str(failure)[:3000]}")
+        return runs, str(failure)
+    finally:
+        shutil.rmtree(shared_dir, ignore_errors=True)
+    return runs, None
 
 
 def summarize(name: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -111,59 +138,26 @@ def summarize(name: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    document = common.header("plain_queries")
-    shared_dir = Path(tempfile.mkdtemp(prefix="bench-plain-queries-"))
-    env = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{shared_dir / 'shared.sqlite'}",
-        "SECRET_KEY": secrets.token_urlsafe(32),
-        "DATA_DIR": str(shared_dir),
-    }
-    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "plain": []}
-    error: str | None = None
-    try:
-        with harness.running_target("ours", env=env) as ours:
-            common.log(f"seeding {args.seed_messages} messages through our API ...")
-            session = harness.run_loadgen(
-                ["setup", "--seed-messages", str(args.seed_messages)], ours, 300
-            )
-            with harness.running_target("plain", env=env) as plain:
-                targets = {"ours": ours, "plain": plain}
-                for repeat in range(args.repeats):
-                    for name, target in targets.items():
-                        common.log(f"{name} run {repeat + 1}/{args.repeats} ...")
-                        result = http_run(target, session, args)
-                        runs[name].append(result)
-                        common.log(
-                            f"  {result['requests_per_s']} req/s, "
-                            f"p99 {result['latency_ms']['p99']} ms"
-                        )
-    except harness.HarnessError as failure:
-        error = str(failure)
-        common.log(f"failed: {error[:3000]}")
-    finally:
-        shutil.rmtree(shared_dir, ignore_errors=True)
-    common.finish(document)
-    rows = [summarize(name, mine) for name, mine in runs.items() if mine]
-    plain_row = next((row for row in rows if row["target"] == "plain"), None)
-    for row in rows:
-        if plain_row is not None:
-            row["ratio"] = row["requests_per_s"] / plain_row["requests_per_s"]
-    same_data = len({row["data_sha256"] for row in rows}) == 1 if len(rows) == 2 else None
-    print(report.render_table(rows, COLUMNS))
-    ours_row = next((row for row in rows if row["target"] == "ours"), None)
-    verdict = ""
-    if ours_row is not None and plain_row is not None:
-        met = ours_row["ratio"] >= GOAL
-        verdict = (
-            f"ours / plain = {ours_row['ratio']:.2f} (target >= {GOAL}): "
-            f"{'met' if met else 'NOT met'}; identical data: {same_data}"
-        )
-        print(verdict)
-    if error:
-        print(f"FAILED: {error[:300]}")
-    document.update(
+def plot(path: Path, rows: Sequence[common.Row]) -> None:
+    """Requests/s of each target, the goal drawn at 0.9x plain's."""
+    plain = next((row for row in rows if row["target"] == "plain"), None)
+    report.plot_bars(
+        path,
+        ["requests/s"],
+        [(row["target"], [row["requests_per_s"]]) for row in rows],
+        "Plain queries: messages(first: 50) { author { name } } over HTTP",
+        "requests per second",
+        goal=((GOAL * plain["requests_per_s"], f"{GOAL}x plain") if plain else None),
+    )
+
+
+def scenario(args: argparse.Namespace, verdict: str) -> common.Scenario:
+    return common.Scenario(
+        name="plain_queries",
+        title="Plain queries",
+        details=f"{args.connections} kept-alive connections, {args.repeats} alternating runs "
+        f"of {args.duration:g} s per target, 50 edges per answer.",
+        columns=COLUMNS,
         config={
             "duration_s": args.duration,
             "warmup_s": args.warmup,
@@ -172,36 +166,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seed_messages": args.seed_messages,
             "query": "query Msgs($c: ID!) { messages(channelId: $c, first: 50) "
             "{ edges { node { id body author { name } } } } }",
-            "ours_env": {k: v for k, v in harness.OURS_EXTRA_ENV.items()},
+            "ours_env": dict(harness.OURS_EXTRA_ENV),
         },
+        notes=f"{verdict}\n\n`req/s`: median of the runs (each run listed); `p50`/`p99`: "
+        "median over the runs; `server cpu %`: of one core, warm-up included; `loadgen cpu "
+        "%`: the load generator's own process (on the other core).",
+        plot=plot,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    document = common.header("plain_queries")
+    runs, error = measure_both(args)
+    rows = [summarize(name, mine) for name, mine in runs.items() if mine]
+    plain_row = next((row for row in rows if row["target"] == "plain"), None)
+    for row in rows:
+        if plain_row is not None:
+            row["ratio"] = row["requests_per_s"] / plain_row["requests_per_s"]
+    same_data = len({row["data_sha256"] for row in rows}) == 1 if len(rows) == 2 else None
+    ours_row = next((row for row in rows if row["target"] == "ours"), None)
+    verdict = ""
+    if ours_row is not None and plain_row is not None:
+        met = ours_row["ratio"] >= GOAL
+        verdict = (
+            f"ours / plain = {ours_row['ratio']:.2f} (target >= {GOAL}): "
+            f"{'met' if met else 'NOT met'}; identical data: {same_data}"
+        )
+    published = common.publish(
+        scenario(args, verdict),
+        args,
+        document,
+        rows,
         identical_data=same_data,
         verdict=verdict,
         error=error,
-        results=rows,
     )
-    report.write_outputs(
-        args.out_dir,
-        args.name,
-        document,
-        f"Plain queries, measured {document['started_at']} ({common.load_note(document)}); "
-        f"{args.connections} kept-alive connections, {args.repeats} alternating runs of "
-        f"{args.duration:g} s per target, 50 edges per answer.",
-        rows,
-        COLUMNS,
-        f"{verdict}\n\n`req/s`: median of the runs (each run listed); `p50`/`p99`: median "
-        "over the runs; `server cpu %`: of one core, warm-up included; `loadgen cpu %`: "
-        "the load generator's own process (on the other core).",
-    )
-    report.plot_bars(
-        args.out_dir / f"{args.name}.png",
-        ["requests/s"],
-        [(row["target"], [row["requests_per_s"]]) for row in rows],
-        "Plain queries: messages(first: 50) { author { name } } over HTTP",
-        "requests per second",
-        goal=((GOAL * plain_row["requests_per_s"], f"{GOAL}x plain") if plain_row else None),
-    )
-    common.log(f"wrote {args.out_dir / args.name}.{{json,md,png}}")
-    return 1 if error else 0
+    if verdict:
+        print(verdict)
+    if error:
+        print(f"FAILED: {error[:300]}")
+    return 1 if error else published
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 TARGET_STYLES = {
     "ours": {"color": "#d62728", "marker": "o"},
@@ -67,16 +69,13 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
-def plot_latency(
-    path: Path,
+def draw_lines(
+    axes: Axes,
     rows: Sequence[dict[str, Any]],
-    title: str,
-    x_key: str = "subscribers",
-    y_keys: Sequence[tuple[str, str]] = (("p99_ms", "p99"), ("p50_ms", "p50")),
-    goals: Sequence[tuple[float, float, str]] = (),
+    x_key: str,
+    y_keys: Sequence[tuple[str, str]],
 ) -> None:
-    """Latency against subscriber count, one line per target and percentile (log-log)."""
-    figure, axes = plt.subplots(figsize=(8, 5), dpi=120)
+    """One line per target and y key: the first solid, the others dashed and paler."""
     targets = list(dict.fromkeys(row["target"] for row in rows))
     for target in targets:
         style = TARGET_STYLES.get(target, {"color": "black", "marker": "x"})
@@ -92,12 +91,25 @@ def plot_latency(
             axes.plot(
                 xs,
                 ys,
-                label=f"{target} {label}",
+                label=f"{target} {label}".strip(),
                 color=style["color"],
                 marker=style["marker"],
                 linestyle="-" if index == 0 else "--",
                 alpha=1.0 if index == 0 else 0.55,
             )
+
+
+def plot_latency(
+    path: Path,
+    rows: Sequence[dict[str, Any]],
+    title: str,
+    x_key: str = "subscribers",
+    y_keys: Sequence[tuple[str, str]] = (("p99_ms", "p99"), ("p50_ms", "p50")),
+    goals: Sequence[tuple[float, float, str]] = (),
+) -> None:
+    """Latency against subscriber count, one line per target and percentile (log-log)."""
+    figure, axes = plt.subplots(figsize=(8, 5), dpi=120)
+    draw_lines(axes, rows, x_key, y_keys)
     for x, y, label in goals:
         axes.plot([x], [y], marker="*", markersize=12, color="black", linestyle="none")
         axes.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
@@ -108,10 +120,17 @@ def plot_latency(
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8, ncol=2)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
+    save(figure, path)
+
+
+def pivot(
+    rows: Sequence[dict[str, Any]], category_key: str, series_key: str, value_key: str
+) -> tuple[list[str], list[tuple[str, list[float | None]]]]:
+    """Rows as `plot_bars` wants them: a group per `category_key`, a bar per `series_key`."""
+    categories = list(dict.fromkeys(str(row[category_key]) for row in rows))
+    labels = list(dict.fromkeys(str(row[series_key]) for row in rows))
+    values = {(str(row[category_key]), str(row[series_key])): row.get(value_key) for row in rows}
+    return categories, [(label, [values.get((c, label)) for c in categories]) for label in labels]
 
 
 def plot_bars(
@@ -154,6 +173,10 @@ def plot_bars(
     axes.set_title(title)
     axes.grid(True, axis="y", alpha=0.3)
     axes.legend(fontsize=8)
+    save(figure, path)
+
+
+def save(figure: Figure, path: Path) -> None:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)

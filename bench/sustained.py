@@ -18,17 +18,15 @@ frames of a subscriber would also push some out unseen).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import common
-import harness
 import report
 
 TARGETS = ("ours", "node", "python")
-KIND = {"ours": "live", "node": "live", "python": "subscription"}
 COLUMNS = [
     report.Column("target", "target"),
     report.Column("subs", "subscribers"),
@@ -49,8 +47,7 @@ COLUMNS = [
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    common.add_target_argument(parser, TARGETS)
+    parser = common.scenario_parser(__doc__, "sustained", TARGETS)
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--channels", type=int, default=100)
     parser.add_argument("--writers", type=int, default=8, help="closed-loop writers")
@@ -58,47 +55,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drain-timeout", type=float, default=15.0)
     parser.add_argument("--seed-messages", type=int, default=1, help="per channel")
     parser.add_argument("--ready-timeout", type=float, default=180.0)
-    parser.add_argument("--out-dir", type=Path, default=harness.RESULTS_DIR)
-    parser.add_argument("--name", default="sustained")
     args = parser.parse_args(argv)
-    args.targets = common.parse_targets(parser, args.targets, TARGETS)
     if not 0 < args.duration <= 600 or not 1 <= args.writers <= 256:
         parser.error("--duration in (0, 600] s, --writers in 1..256")
     return args
 
 
-def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_one(name: str, args: argparse.Namespace) -> list[common.Row]:
     common.log(f"{name}: {args.subscribers} subscribers, {args.writers} writers ...")
     budget = args.ready_timeout + 2 * args.duration + args.drain_timeout + 240
-
-    def loadgen_args(_target: harness.RunningTarget) -> list[str]:
-        return [
-            "sustained",
-            "--kind",
-            KIND[name],
-            "--subscribers",
-            str(args.subscribers),
-            "--channels",
-            str(args.channels),
-            "--writers",
-            str(args.writers),
-            "--duration",
-            str(args.duration),
-            "--drain-timeout",
-            str(args.drain_timeout),
-            "--seed-messages",
-            str(args.seed_messages),
-            "--ready-timeout",
-            str(args.ready_timeout),
-        ]
-
-    row, result = common.measure(name, loadgen_args, budget)
+    options = common.forward(
+        args,
+        "subscribers",
+        "channels",
+        "writers",
+        "duration",
+        "drain_timeout",
+        "seed_messages",
+        "ready_timeout",
+    )
+    row, result = common.measure(name, "sustained", options, budget, server_pid=True)
     row.update(subscribers=args.subscribers, writers=args.writers)
     if result is None:
-        return row
+        return [row]
     alone, loaded = result["without_subscribers"], result["with_subscribers"]
     deliveries = result["deliveries"]
-    latency = result["latency_ms"]["from_response"]
     ok_writes = max(1, loaded["ok"])
     cpu = loaded.get("server_cpu_s")
     row.update(
@@ -109,10 +90,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
         write_p99_alone=alone["mutation_ms"].get("p99"),
         write_p50_loaded=loaded["mutation_ms"].get("p50"),
         write_p99_loaded=loaded["mutation_ms"].get("p99"),
-        p50_ms=latency.get("p50"),
-        p99_ms=latency.get("p99"),
-        max_ms=latency.get("max"),
-        e2e_p99_ms=result["latency_ms"]["from_request"].get("p99"),
+        **common.delivery_latency(result),
         missed=deliveries["missed"],
         expected=deliveries["expected"],
         frames_per_write=deliveries["frames"] / ok_writes,
@@ -127,54 +105,10 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
         f"  {row['rate_alone']} -> {row['rate_loaded']} mutations/s (x{row['ratio']}), "
         f"delivery p99 {row['p99_ms']} ms, missed {row['missed']}, {row['wall_s']} s"
     )
-    return row
+    return [row]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    document = common.header("sustained")
-    names, skipped = common.available(args.targets)
-    rows = [run_one(name, args) for name in names]
-    common.finish(document)
-    ok = [row for row in rows if "error" not in row]
-    print(report.render_table(ok, COLUMNS))
-    common.print_failures(rows)
-    document.update(
-        config={
-            "targets": args.targets,
-            "subscribers": args.subscribers,
-            "channels": args.channels,
-            "writers": args.writers,
-            "duration_s": args.duration,
-            "drain_timeout_s": args.drain_timeout,
-            "latency": "ms from each write's HTTP response to each subscriber of its "
-            "channel receiving a frame that holds it",
-        },
-        skipped=skipped,
-        results=rows,
-    )
-    report.write_outputs(
-        args.out_dir,
-        args.name,
-        document,
-        f"Sustained writes, measured {document['started_at']} ({common.load_note(document)}); "
-        f"{args.writers} closed-loop writers, {args.duration:g} s without subscribers, then "
-        f"{args.duration:g} s with {args.subscribers} live subscribers over "
-        f"{args.channels} channels.",
-        ok,
-        COLUMNS,
-        "`ratio`: mutations/s with subscribers over mutations/s without. `frames/write`: "
-        "`next` frames received per write (10 subscribers per channel: 10 when every write "
-        "gets its own frame, fewer when results are coalesced). `exec/write`: the "
-        "target's GET /livez executions per write. `server cpu %`: of one core, during "
-        "the loaded phase. `missed`: (write, subscriber) pairs never delivered.",
-    )
-    plot(args.out_dir / f"{args.name}.png", ok, args)
-    common.log(f"wrote {args.out_dir / args.name}.{{json,md,png}}")
-    return 1 if any("error" in row for row in rows) else 0
-
-
-def plot(path: Path, rows: Sequence[dict[str, Any]], args: argparse.Namespace) -> None:
+def plot(path: Path, rows: Sequence[common.Row], args: argparse.Namespace) -> None:
     """Mutations/s without and with subscribers; the delivery p99 under each name."""
     categories = [
         f"{row['target']}\ndelivery p99 {row['p99_ms']:.0f} ms"
@@ -193,6 +127,38 @@ def plot(path: Path, rows: Sequence[dict[str, Any]], args: argparse.Namespace) -
         f"{args.subscribers} subscribers over {args.channels} channels",
         "mutations per second",
     )
+
+
+def scenario(args: argparse.Namespace) -> common.Scenario:
+    return common.Scenario(
+        name="sustained",
+        title="Sustained writes",
+        details=f"{args.writers} closed-loop writers, {args.duration:g} s without subscribers, "
+        f"then {args.duration:g} s with {args.subscribers} live subscribers over "
+        f"{args.channels} channels.",
+        columns=COLUMNS,
+        config={
+            "targets": args.targets,
+            "subscribers": args.subscribers,
+            "channels": args.channels,
+            "writers": args.writers,
+            "duration_s": args.duration,
+            "drain_timeout_s": args.drain_timeout,
+            "latency": "ms from each write's HTTP response to each subscriber of its "
+            "channel receiving a frame that holds it",
+        },
+        notes="`ratio`: mutations/s with subscribers over mutations/s without. "
+        "`frames/write`: `next` frames received per write (10 subscribers per channel: 10 "
+        "when every write gets its own frame, fewer when results are coalesced). "
+        "`exec/write`: the target's GET /livez executions per write. `server cpu %`: of one "
+        "core, during the loaded phase. `missed`: (write, subscriber) pairs never delivered.",
+        plot=functools.partial(plot, args=args),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return common.run(scenario(args), args, args.targets, lambda name: run_one(name, args))
 
 
 if __name__ == "__main__":
