@@ -39,7 +39,6 @@ import contextlib
 import enum
 import ipaddress
 import json
-import math
 import resource
 import sys
 import time
@@ -49,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from stats import summarize
 from wsclient import HttpResponse, WsConnection, http_get, http_post, ws_connect
 
 Kind = Literal["live", "subscription", "floor", "events"]
@@ -454,32 +454,6 @@ async def close_subscribers(subscribers: Sequence[Subscriber], timeout_s: float)
         if not connection.closed.done():
             connection.abort()
     return len(pending)
-
-
-# Statistics ----------------------------------------------------------------------
-
-
-def percentile(sorted_values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile of an ascending sequence."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def summarize(samples_ms: Sequence[float]) -> dict[str, float | int]:
-    ordered = sorted(samples_ms)
-    if not ordered:
-        return {"count": 0}
-    return {
-        "count": len(ordered),
-        "min": round(ordered[0], 3),
-        "p50": round(percentile(ordered, 0.50), 3),
-        "p90": round(percentile(ordered, 0.90), 3),
-        "p99": round(percentile(ordered, 0.99), 3),
-        "max": round(ordered[-1], 3),
-        "mean": round(sum(ordered) / len(ordered), 3),
-    }
 
 
 # The fan-out scenario ------------------------------------------------------------

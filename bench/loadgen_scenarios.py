@@ -57,8 +57,8 @@ from loadgen import (
     run,
     send_message,
     set_up_graphql,
-    summarize,
 )
+from stats import summarize
 from wsclient import HttpClient, WsConnection, http_get
 
 MAX_SUBSCRIBERS = 20_000
