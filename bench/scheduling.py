@@ -18,14 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import statistics
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -33,7 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import common
+import databases
+import report
 from sqlmodel import select
+from stats import ms_fields
 
 from app import tenancy
 from app.application import Application
@@ -47,9 +46,19 @@ from app.schema.models.workspace import Workspace
 from app.server import start_services, stop_services
 from app.settings import Settings
 
-RESULTS = Path(__file__).parent / "results"
-PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "test"}
 LEAD_S = 2.0
+COLUMNS = [
+    report.Column("database", "target"),
+    report.Column("jobs", "jobs"),
+    report.Column("scheduled/s", "schedule_jobs_per_s"),
+    report.Column("run/s", "run_jobs_per_s"),
+    report.Column("lateness p50 ms", "lateness_p50_ms"),
+    report.Column("p99 ms", "lateness_p99_ms"),
+    report.Column("max ms", "lateness_max_ms"),
+    report.Column("min ms", "lateness_min_ms"),
+    report.Column("poll s", "poll_s"),
+    report.Column("batch", "batch"),
+]
 
 
 @internal_mutation
@@ -57,31 +66,8 @@ async def bench_job(ctx: JobContext, tx: Tx, *, n: int) -> None:
     tx.add(Workspace(name=f"job-{n}"))
 
 
-@asynccontextmanager
-async def database(target: str) -> AsyncIterator[str]:
-    if target == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite+aiosqlite:///{tmp}/bench.sqlite"
-        return
-    import asyncpg
-
-    name = f"lg_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(**PG_ADMIN, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"postgresql+asyncpg://{PG_ADMIN['user']}@127.0.0.1:5432/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def measure(target: str, jobs: int) -> dict[str, Any]:
-    async with database(target) as url:
+    async with databases.fresh_database(target) as url:
         settings = Settings(
             database_url=url,
             broadcast_url="memory://",
@@ -123,74 +109,60 @@ async def measure(target: str, jobs: int) -> dict[str, Any]:
         finally:
             await stop_services(services)
     done = [r for r in rows if r.status == JobStatus.DONE]
-    assert len(done) == jobs, f"{len(done)} of {jobs} done"
+    if len(done) != jobs:
+        raise RuntimeError(f"{len(done)} of {jobs} jobs done")
     late = [(r.finished_at - r.run_at).total_seconds() * 1000 for r in done if r.finished_at]
-    span_s = max(late) / 1000
     return {
         "target": target,
         "jobs": jobs,
         "schedule_jobs_per_s": round(jobs / schedule_s),
-        "run_jobs_per_s": round(jobs / span_s),
-        "lateness_p50_ms": round(percentile(late, 0.50), 1),
-        "lateness_p99_ms": round(percentile(late, 0.99), 1),
-        "lateness_max_ms": round(max(late), 1),
-        "lateness_min_ms": round(min(late), 1),
-        "lateness_mean_ms": round(statistics.fmean(late), 1),
+        "run_jobs_per_s": round(jobs / (max(late) / 1000)),
+        **ms_fields(late, "lateness_"),
         "poll_s": config.poll_s,
         "batch": config.batch,
     }
 
 
-def markdown(rows: list[dict[str, Any]], machine: str) -> str:
-    lines = [
-        "# Scheduling: 1,000 due jobs",
-        "",
-        "Command: `.venv/bin/python bench/scheduling.py`. One runner, default settings "
-        "(poll 0.5 s, batch 50); every job a scheduled mutation inserting one row, all "
-        "due at the same instant. Lateness is DONE time minus due time.",
-        "",
-        f"Machine: {machine}",
-        "",
-        "| database | jobs | scheduled/s | run/s | lateness p50 ms | p99 ms | max ms | min ms |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['target']} | failed: {r['error']} |||||||")
-            continue
-        lines.append(
-            f"| {r['target']} | {r['jobs']} | {r['schedule_jobs_per_s']} | {r['run_jobs_per_s']} "
-            f"| {r['lateness_p50_ms']} | {r['lateness_p99_ms']} | {r['lateness_max_ms']} "
-            f"| {r['lateness_min_ms']} |"
-        )
-    return "\n".join(lines) + "\n"
+def rows_for(target: str, jobs: int) -> list[common.Row]:
+    try:
+        row = asyncio.run(measure(target, jobs))
+    except (RuntimeError, TimeoutError) as error:
+        common.log(f"  failed: {error}")
+        return [{"target": target, "error": str(error)}]
+    common.log(f"{target}: {row['run_jobs_per_s']} jobs/s, p99 {row['lateness_p99_ms']} ms late")
+    return [row]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = common.scenario_parser(__doc__, "scheduling", databases.DATABASES)
     parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--targets", default="sqlite,postgres")
-    args = parser.parse_args()
-    import os
-    import platform
+    return parser.parse_args(argv)
 
-    machine = (
-        f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
-        f"load average {os.getloadavg()[0]:.2f} at the start"
+
+def scenario(args: argparse.Namespace) -> common.Scenario:
+    return common.Scenario(
+        name="scheduling",
+        title=f"Scheduling {args.jobs} due jobs",
+        details="one runner at the server's default settings; every job a scheduled mutation "
+        "inserting one row, all due at the same instant.",
+        columns=COLUMNS,
+        config={"jobs": args.jobs, "targets": args.targets, "lead_s": LEAD_S},
+        notes="Lateness: DONE time minus due time, per job. With every job due at once, the "
+        "last job's lateness is the queue's drain time: p99 is mostly throughput. `run/s`: "
+        "jobs done per second from the due time to the last DONE.",
     )
-    rows: list[dict[str, Any]] = []
-    for target in args.targets.split(","):
-        try:
-            rows.append(asyncio.run(measure(target.strip(), args.jobs)))
-        except Exception as exc:  # a database that is not there: reported, not fatal
-            rows.append({"target": target, "error": repr(exc)[:300]})
-        print(json.dumps(rows[-1]), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    document = {"machine": machine, "rows": rows}
-    (RESULTS / "scheduling.json").write_text(json.dumps(document, indent=2))
-    (RESULTS / "scheduling.md").write_text(markdown(rows, machine))
-    print(markdown(rows, machine))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return common.run(
+        scenario(args),
+        args,
+        args.targets,
+        lambda target: rows_for(target, args.jobs),
+        check=databases.check_available,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

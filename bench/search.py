@@ -18,36 +18,45 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import sys
 import time
-import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine  # noqa: E402
-from sqlmodel import SQLModel, select  # noqa: E402
-from sqlmodel.ext.asyncio.session import AsyncSession  # noqa: E402
+import common
+import databases
+import report
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel import SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from stats import ms_fields
 
-from app import tenancy  # noqa: E402
-from app.schema.models.channel import Channel  # noqa: E402
-from app.schema.models.message import Message  # noqa: E402
-from app.schema.models.user import User  # noqa: E402
-from app.schema.models.workspace import Workspace  # noqa: E402
-from app.schema.registry import table_models  # noqa: E402
-from app.schema.sync import apply_sync  # noqa: E402
-from app.search.statement import search_statement  # noqa: E402
-from app.search.terms import parse  # noqa: E402
-from app.sessions import AppSession  # noqa: E402
+from app import tenancy
+from app.schema.models.channel import Channel
+from app.schema.models.message import Message
+from app.schema.models.user import User
+from app.schema.models.workspace import Workspace
+from app.schema.registry import table_models
+from app.schema.sync import apply_sync
+from app.search.statement import search_statement
+from app.search.terms import parse
+from app.sessions import AppSession
 
-RESULTS = Path(__file__).resolve().parent / "results"
-PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+KINDS = ("search", "search prefix", "like")
+COLUMNS = [
+    report.Column("database", "target"),
+    report.Column("kind", "kind"),
+    report.Column("p50 ms", "p50_ms", 3),
+    report.Column("p99 ms", "p99_ms", 3),
+    report.Column("mean ms", "mean_ms", 3),
+    report.Column("rows per query", "mean_rows", 1),
+]
 
 
 def vocabulary(size: int, rng: random.Random) -> list[str]:
@@ -91,10 +100,7 @@ async def seed(engine: AsyncEngine, messages: int, words: list[str], rng: random
         if batch:
             await conn.execute(sa.insert(Message), batch)
     async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            await conn.exec_driver_sql("ANALYZE")
-        else:
-            await conn.exec_driver_sql("ANALYZE")
+        await conn.exec_driver_sql("ANALYZE")
     return int(workspace_id)
 
 
@@ -104,108 +110,91 @@ async def timed(session: AsyncSession, statement: Any) -> tuple[float, int]:
     return (time.perf_counter() - started) * 1000, len(rows)
 
 
-def summary(samples: list[tuple[float, int]]) -> dict[str, float]:
-    times = sorted(ms for ms, _ in samples)
+def statements(dialect: str, word: str) -> dict[str, Any]:
+    """The three ways of looking for `word`, one statement each (see `KINDS`)."""
     return {
-        "p50_ms": round(statistics.median(times), 3),
-        "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 3),
-        "mean_ms": round(statistics.fmean(times), 3),
-        "mean_rows": round(statistics.fmean(n for _, n in samples), 1),
+        "search": search_statement(Message, dialect, parse(word), size=20, after=None),
+        "search prefix": search_statement(Message, dialect, parse(word[:3]), size=20, after=None),
+        "like": select(Message)
+        .where(Message.body.like(f"%{word}%"))  # type: ignore[attr-defined]
+        .order_by(Message.created_at.desc(), Message.id.desc())  # type: ignore[attr-defined]
+        .limit(21),
     }
 
 
-async def run(url: str, messages: int, queries: int) -> dict[str, Any]:
+async def measure(target: str, messages: int, queries: int) -> list[common.Row]:
     rng = random.Random(7)
     words = vocabulary(5000, rng)
-    engine = create_async_engine(url)
-    try:
-        started = time.perf_counter()
-        workspace = await seed(engine, messages, words, rng)
-        seeded_s = time.perf_counter() - started
-        probes = [rng.choice(words[:2000]) for _ in range(queries)]
-        results: dict[str, list[tuple[float, int]]] = {
-            "search": [],
-            "search prefix": [],
-            "like": [],
-        }
-        async with AsyncSession(engine, sync_session_class=AppSession) as session:
-            tenancy.scope(session.sync_session, workspace)
-            dialect = engine.dialect.name
-            for word in probes[:10]:  # warm-up
-                await timed(
-                    session, search_statement(Message, dialect, parse(word), size=20, after=None)
-                )
-            for word in probes:
-                statement = search_statement(Message, dialect, parse(word), size=20, after=None)
-                results["search"].append(await timed(session, statement))
-                prefix = search_statement(Message, dialect, parse(word[:3]), size=20, after=None)
-                results["search prefix"].append(await timed(session, prefix))
-                like = (
-                    select(Message)
-                    .where(Message.body.like(f"%{word}%"))  # type: ignore[attr-defined]
-                    .order_by(Message.created_at.desc(), Message.id.desc())  # type: ignore[attr-defined]
-                    .limit(21)
-                )
-                results["like"].append(await timed(session, like))
-        return {
-            "database": engine.dialect.name,
+    async with databases.fresh_database(target) as url:
+        engine = create_async_engine(url)
+        try:
+            started = time.perf_counter()
+            workspace = await seed(engine, messages, words, rng)
+            seed_s = round(time.perf_counter() - started, 1)
+            probes = [rng.choice(words[:2000]) for _ in range(queries)]
+            samples: dict[str, list[tuple[float, int]]] = {kind: [] for kind in KINDS}
+            async with AsyncSession(engine, sync_session_class=AppSession) as session:
+                tenancy.scope(session.sync_session, workspace)
+                dialect = engine.dialect.name
+                for word in probes[:10]:  # warm-up
+                    await timed(session, statements(dialect, word)["search"])
+                for word in probes:
+                    for kind, statement in statements(dialect, word).items():
+                        samples[kind].append(await timed(session, statement))
+        finally:
+            await engine.dispose()
+    return [
+        {
+            "target": target,
+            "kind": kind,
+            **ms_fields([ms for ms, _ in timings]),
+            "mean_rows": round(statistics.fmean(n for _, n in timings), 1),
             "messages": messages,
             "queries": queries,
-            "seed_s": round(seeded_s, 1),
-            "kinds": {kind: summary(samples) for kind, samples in results.items()},
+            "seed_s": seed_s,
         }
-    finally:
-        await engine.dispose()
+        for kind, timings in samples.items()
+    ]
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def rows_for(target: str, args: argparse.Namespace) -> list[common.Row]:
+    common.log(f"{target}: seeding {args.messages} messages, then {args.queries} words ...")
+    rows = asyncio.run(measure(target, args.messages, args.queries))
+    common.log("  " + ", ".join(f"{row['kind']} p50 {row['p50_ms']} ms" for row in rows))
+    return rows
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = common.scenario_parser(__doc__, "search", databases.DATABASES)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--targets", default="sqlite,postgres")
-    args = parser.parse_args()
-    rows = []
-    tmp = Path("/tmp") / f"bench-search-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    for target in args.targets.split(","):
-        if target == "sqlite":
-            rows.append(
-                await run(f"sqlite+aiosqlite:///{tmp / 'bench.db'}", args.messages, args.queries)
-            )
-        elif target == "postgres":
-            name = f"bench_search_{uuid.uuid4().hex[:8]}"
-            admin = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-            async with admin.connect() as conn:
-                await conn.exec_driver_sql(f"CREATE DATABASE {name}")
-            try:
-                rows.append(
-                    await run(PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", args.messages, args.queries)
-                )
-            finally:
-                async with admin.connect() as conn:
-                    await conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-                await admin.dispose()
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "search.json").write_text(json.dumps(rows, indent=2) + "\n")
-    lines = [
-        "# Search latency",
-        "",
-        f"`bench/search.py`: {args.messages:,} messages, {args.queries} random words per kind, "
-        "first page of 20, one connection, 2-core machine.",
-        "",
-        "| database | kind | p50 ms | p99 ms | mean ms | rows per query |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        for kind, s in row["kinds"].items():
-            lines.append(
-                f"| {row['database']} | {kind} | {s['p50_ms']} | {s['p99_ms']} | {s['mean_ms']} "
-                f"| {s['mean_rows']} |"
-            )
-    (RESULTS / "search.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return parser.parse_args(argv)
+
+
+def scenario(args: argparse.Namespace) -> common.Scenario:
+    return common.Scenario(
+        name="search",
+        title="Search latency",
+        details=f"{args.messages:,} messages, {args.queries} random words per kind, first "
+        "page of 20, one connection.",
+        columns=COLUMNS,
+        config={"messages": args.messages, "queries": args.queries, "targets": args.targets},
+        notes="`search`: the statement `searchMessages` runs, best first, tenant filter "
+        "included; `search prefix`: the same with the word's first 3 letters; `like`: "
+        "`body LIKE '%word%'`, newest first. Each timed from send to last row.",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return common.run(
+        scenario(args),
+        args,
+        args.targets,
+        lambda target: rows_for(target, args),
+        check=databases.check_available,
+    )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(main())
