@@ -12,40 +12,26 @@ write + fsync`). Reported: MiB/s, best and median of the runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import common
+import harness
 import httpx
+import report
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "results"
 CHUNK = b"\x5a" * (1 << 20)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def gql(
-    client: httpx.Client, url: str, query: str, variables: dict, token: str | None = None
-) -> dict:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    body = client.post(url, json={"query": query, "variables": variables}, headers=headers).json()
-    if body.get("errors"):
-        raise RuntimeError(body["errors"])
-    return body["data"]
+CREATE_UPLOAD_URL = "mutation($i: CreateUploadInput!) { createUploadUrl(input: $i) { url } }"
+COLUMNS = [
+    report.Column("path", "path"),
+    report.Column("best MiB/s", "best"),
+    report.Column("median MiB/s", "median"),
+]
 
 
 def chunks(mib: int) -> Iterator[bytes]:
@@ -66,110 +52,86 @@ def raw_write(path: Path, mib: int, fsync: bool) -> float:
     return mib / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def upload_once(client: httpx.Client, target: harness.RunningTarget, token: str, mib: int) -> float:
+    """Ask for an upload URL, stream `mib` MiB to it; MiB/s from the first byte to the 201."""
+    answer = client.post(
+        target.url,
+        json={
+            "query": CREATE_UPLOAD_URL,
+            "variables": {
+                "i": {"name": "f.bin", "contentType": "application/octet-stream", "size": mib << 20}
+            },
+        },
+        headers={"authorization": f"Bearer {token}"},
+    ).json()
+    if answer.get("errors"):
+        raise harness.TargetFailed(f"createUploadUrl: {answer['errors']}")
+    base = target.url.removesuffix(target.spec.graphql_path)
+    started = time.perf_counter()
+    response = client.post(
+        base + answer["data"]["createUploadUrl"]["url"],
+        content=chunks(mib),
+        headers={"content-type": "application/octet-stream", "content-length": str(mib << 20)},
+    )
+    elapsed = time.perf_counter() - started
+    if response.status_code != 201:
+        raise harness.TargetFailed(f"upload answered {response.status_code}: {response.text}")
+    return mib / elapsed
+
+
+def uploads(args: argparse.Namespace, files: Path) -> list[float]:
+    """Our server storing files under `files`: MiB/s of each of `args.runs` uploads."""
+    env = {"STORAGE_URL": f"file://{files}", "MAX_UPLOAD_BYTES": str(args.mib << 20)}
+    with harness.running_target("ours", env=env) as target:
+        token = harness.run_loadgen(["setup", "--seed-messages", "0"], target, 120)["token"]
+        with httpx.Client(timeout=120) as client:
+            return [upload_once(client, target, token, args.mib) for _ in range(args.runs)]
+
+
+def rates(target: str, path: str, mib_per_s: Sequence[float]) -> common.Row:
+    return {
+        "target": target,
+        "path": path,
+        "best": round(max(mib_per_s), 1),
+        "median": round(statistics.median(mib_per_s), 1),
+        "runs_mib_per_s": list(mib_per_s),
+    }
+
+
+def rows_for(name: str, args: argparse.Namespace) -> list[common.Row]:
+    """The uploads to our server, then the same bytes written straight to the same disk."""
+    with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp:
+        try:
+            upload = rates(name, "upload (POST to signed URL, file://)", uploads(args, Path(tmp)))
+        except harness.HarnessError as error:
+            common.log(f"  failed: {str(error)[:2000]}")
+            upload = {"target": name, "error": str(error)}
+        raw = [raw_write(Path(tmp) / "raw.bin", args.mib, False) for _ in range(args.runs)]
+        synced = [raw_write(Path(tmp) / "raw.bin", args.mib, True) for _ in range(args.runs)]
+    return [upload, rates("disk", "raw write", raw), rates("disk", "raw write + fsync", synced)]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = common.scenario_parser(__doc__, "upload", None)
     parser.add_argument("--mib", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-upload-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'bench.db'}",
-        "STORAGE_URL": f"file://{tmp / 'files'}",
-        "MAX_UPLOAD_BYTES": str(args.mib << 20),
-        "RATE_LIMITS": "0",
-        "PYTHONPATH": str(ROOT),
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        cwd=ROOT,
+    return parser.parse_args(argv)
+
+
+def scenario(args: argparse.Namespace) -> common.Scenario:
+    return common.Scenario(
+        name="upload",
+        title="Upload throughput",
+        details=f"one {args.mib} MiB file, {args.runs} runs, loopback, same disk.",
+        columns=COLUMNS,
+        config={"mib": args.mib, "runs": args.runs, "chunk_bytes": len(CHUNK)},
     )
-    base = f"http://127.0.0.1:{port}"
-    uploads: list[float] = []
-    try:
-        with httpx.Client(timeout=120) as client:
-            for _ in range(300):
-                try:
-                    if client.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            signup = gql(
-                client,
-                f"{base}/graphql",
-                "mutation($i: SignUpInput!) { signUp(input: $i) { token } }",
-                {
-                    "i": {
-                        "email": f"{uuid.uuid4().hex[:8]}@example.com",
-                        "password": "correct horse battery",
-                        "name": "b",
-                        "workspaceName": "b",
-                    }
-                },
-            )
-            token = signup["signUp"]["token"]
-            for run in range(args.runs):
-                ticket = gql(
-                    client,
-                    f"{base}/graphql",
-                    "mutation($i: CreateUploadInput!) { createUploadUrl(input: $i) { url } }",
-                    {
-                        "i": {
-                            "name": f"f{run}.bin",
-                            "contentType": "application/octet-stream",
-                            "size": args.mib << 20,
-                        }
-                    },
-                    token,
-                )["createUploadUrl"]["url"]
-                started = time.perf_counter()
-                response = client.post(
-                    base + ticket,
-                    content=chunks(args.mib),
-                    headers={
-                        "content-type": "application/octet-stream",
-                        "content-length": str(args.mib << 20),
-                    },
-                )
-                elapsed = time.perf_counter() - started
-                assert response.status_code == 201, response.text
-                uploads.append(args.mib / elapsed)
-    finally:
-        server.terminate()
-        server.wait(15)
-    raw = [raw_write(tmp / "raw.bin", args.mib, False) for _ in range(args.runs)]
-    synced = [raw_write(tmp / "raw.bin", args.mib, True) for _ in range(args.runs)]
-    rows = {
-        "upload (POST to signed URL, file://)": uploads,
-        "raw write": raw,
-        "raw write + fsync": synced,
-    }
-    result = {
-        "mib": args.mib,
-        "runs": args.runs,
-        "mib_per_s": {
-            k: {"best": round(max(v), 1), "median": round(statistics.median(v), 1)}
-            for k, v in rows.items()
-        },
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "upload.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [
-        "# Upload throughput",
-        "",
-        f"`bench/upload.py`: one {args.mib} MiB file, {args.runs} runs, loopback, same disk, "
-        "2-core machine.",
-        "",
-        "| path | best MiB/s | median MiB/s |",
-        "|---|---|---|",
-        *(f"| {k} | {v['best']} | {v['median']} |" for k, v in result["mib_per_s"].items()),
-    ]
-    (RESULTS / "upload.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return common.run(scenario(args), args, ["ours"], lambda name: rows_for(name, args))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
