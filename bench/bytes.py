@@ -59,7 +59,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_one(name: str, args: argparse.Namespace) -> list[common.Row]:
+def check_available(name: str) -> str | None:
+    return harness.check_available(RUN_AS[name][0])
+
+
+def rows_for(name: str, args: argparse.Namespace) -> list[common.Row]:
     common.log(f"{name} ...")
     target, env = RUN_AS[name]
     options = common.forward(args, "rounds", "seed_messages")
@@ -119,9 +123,6 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
         details=f"a 50-message result, median of {args.rounds} updates.",
         columns=COLUMNS,
         config={
-            "targets": args.targets,
-            "rounds": args.rounds,
-            "seed_messages": args.seed_messages,
             "bytes": "median over the rounds of the frame holding the new message: on the "
             "wire (WebSocket frame heads + payload as sent) and its JSON payload inflated",
         },
@@ -136,13 +137,7 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return common.run(
-        scenario(args),
-        args,
-        args.targets,
-        lambda name: run_one(name, args),
-        check=lambda name: harness.check_available(RUN_AS[name][0]),
-    )
+    return common.run(scenario(args), args, rows_for, check=check_available)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 A command keeps only its scenario: its own options, how to measure one target
 (`rows_for`), and what its report says (`Scenario`). The rest is here:
 
-    run(scenario, args, targets, rows_for):
+    run(scenario, args, rows_for):
         header (when, on what, how loaded)
         -> each target that can run here (the others skipped, with the reason): its rows
         -> the table on stdout, failures after it
@@ -19,7 +19,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ import harness
 import report
 
 Row = dict[str, Any]
+# A scenario's measurement of one target: its rows (one with `error` where a run failed).
+RowsFor = Callable[[str, argparse.Namespace], list[Row]]
 
 
 # Options --------------------------------------------------------------------------
@@ -171,7 +173,9 @@ class Scenario:
     title: str  # the heading reads "<title>, measured <when> (<load>); <details>"
     details: str
     columns: Sequence[report.Column]
-    config: dict[str, Any]
+    # The document's config holds the command's options as given; this adds what the
+    # figures mean and any setting that is not an option.
+    config: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     plot: Callable[[Path, Sequence[Row]], None] | None = None
 
@@ -188,25 +192,28 @@ def header(scenario: str) -> dict[str, Any]:
 
 
 def measure_targets(
-    targets: Sequence[str],
-    rows_for: Callable[[str], list[Row]],
+    args: argparse.Namespace,
+    rows_for: RowsFor,
+    *,
+    targets: Sequence[str] | None = None,
     check: Callable[[str], str | None] = harness.check_available,
 ) -> tuple[list[Row], dict[str, str]]:
-    """Every row of every target that can run here, one target after the other."""
-    names, skipped = available(targets, check)
-    return [row for name in names for row in rows_for(name)], skipped
+    """Every row of every target (`args.targets` unless given) that can run here, in turn."""
+    names, skipped = available(args.targets if targets is None else targets, check)
+    return [row for name in names for row in rows_for(name, args)], skipped
 
 
 def run(
     scenario: Scenario,
     args: argparse.Namespace,
-    targets: Sequence[str],
-    rows_for: Callable[[str], list[Row]],
+    rows_for: RowsFor,
+    *,
+    targets: Sequence[str] | None = None,
     check: Callable[[str], str | None] = harness.check_available,
 ) -> int:
     """The whole command: measure each target in turn, then `publish`; its exit code."""
     document = header(scenario.name)
-    rows, skipped = measure_targets(targets, rows_for, check)
+    rows, skipped = measure_targets(args, rows_for, targets=targets, check=check)
     return publish(scenario, args, document, rows, skipped=skipped)
 
 
@@ -226,7 +233,8 @@ def publish(
     ok = [row for row in rows if "error" not in row]
     print(report.render_table(ok, scenario.columns))
     print_failures(rows)
-    document.update(config=scenario.config, **extra, results=list(rows))
+    options = {key: value for key, value in vars(args).items() if key not in ("out_dir", "name")}
+    document.update(config={**options, **scenario.config}, **extra, results=list(rows))
     heading = (
         f"{scenario.title}, measured {document['started_at']} ({load_note(document)}); "
         f"{scenario.details}"

@@ -47,6 +47,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def rows_for(name: str, args: argparse.Namespace) -> list[common.Row]:
+    return [fanout.run_one(name, size, args, kind="events") for size in args.sizes]
+
+
 def scenario(args: argparse.Namespace) -> common.Scenario:
     return common.Scenario(
         name="events_fanout",
@@ -54,9 +58,6 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
         details=f"{args.rounds} writes per row.",
         columns=COLUMNS,
         config={
-            "sizes": args.sizes,
-            "targets": args.targets,
-            "rounds": args.rounds,
             "document": "subscription messageEvents(channelId) "
             "{ kind cursor messageId message { id body author { name } } }",
             "latency": "ms from the write's HTTP response (e2e: from its request) "
@@ -71,11 +72,7 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def rows_for(name: str) -> list[common.Row]:
-        return [fanout.run_one(name, size, args, kind="events") for size in args.sizes]
-
-    return common.run(scenario(args), args, args.targets, rows_for)
+    return common.run(scenario(args), args, rows_for)
 
 
 if __name__ == "__main__":

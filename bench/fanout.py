@@ -92,6 +92,10 @@ def run_one(name: str, size: int, args: argparse.Namespace, kind: str | None = N
     return row
 
 
+def rows_for(name: str, args: argparse.Namespace) -> list[common.Row]:
+    return [run_one(name, size, args) for size in args.sizes]
+
+
 def add_floor_ratios(rows: list[common.Row]) -> None:
     """The ratio of each row's p99 to the floor's at the same N (response and e2e)."""
     floors = {r["subscribers"]: r for r in rows if r["target"] == "floor" and "error" not in r}
@@ -110,10 +114,6 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
         details=f"{args.rounds} writes per row, {args.seed_messages} seed messages.",
         columns=COLUMNS,
         config={
-            "sizes": args.sizes,
-            "targets": args.targets,
-            "rounds": args.rounds,
-            "seed_messages": args.seed_messages,
             "latency": "ms from the write's HTTP response (e2e: from its request) "
             "to each subscriber's receipt of the frame holding the new message",
         },
@@ -128,9 +128,7 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     document = common.header("fanout")
-    rows, skipped = common.measure_targets(
-        args.targets, lambda name: [run_one(name, size, args) for size in args.sizes]
-    )
+    rows, skipped = common.measure_targets(args, rows_for)
     add_floor_ratios(rows)
     return common.publish(scenario(args), args, document, rows, skipped=skipped)
 

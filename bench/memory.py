@@ -104,6 +104,10 @@ def run_one(name: str, mode: str, args: argparse.Namespace) -> list[common.Row]:
     return rows
 
 
+def rows_for(name: str, args: argparse.Namespace) -> list[common.Row]:
+    return [row for mode in args.modes for row in run_one(name, mode, args)]
+
+
 def plot(path: Path, rows: Sequence[common.Row], largest: int) -> None:
     """KiB per subscription at the largest N: a group per mode, a bar per target."""
     modes, series = report.pivot(
@@ -130,11 +134,6 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
         details=f"one WebSocket per subscription, {args.seed_messages} messages in the result.",
         columns=COLUMNS,
         config={
-            "sizes": args.sizes,
-            "modes": args.modes,
-            "targets": args.targets,
-            "seed_messages": args.seed_messages,
-            "settle_s": args.settle,
             "rss": "psutil memory_info().rss of the server process, median of 5 readings",
         },
         notes="`KiB / sub`: (RSS - baseline) / N. `shared`: one query and variables for all "
@@ -148,11 +147,7 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def rows_for(name: str) -> list[common.Row]:
-        return [row for mode in args.modes for row in run_one(name, mode, args)]
-
-    return common.run(scenario(args), args, args.targets, rows_for)
+    return common.run(scenario(args), args, rows_for)
 
 
 if __name__ == "__main__":

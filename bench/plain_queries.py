@@ -159,11 +159,6 @@ def scenario(args: argparse.Namespace, verdict: str) -> common.Scenario:
         f"of {args.duration:g} s per target, 50 edges per answer.",
         columns=COLUMNS,
         config={
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "repeats": args.repeats,
-            "connections": args.connections,
-            "seed_messages": args.seed_messages,
             "query": "query Msgs($c: ID!) { messages(channelId: $c, first: 50) "
             "{ edges { node { id body author { name } } } } }",
             "ours_env": dict(harness.OURS_EXTRA_ENV),

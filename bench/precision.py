@@ -106,6 +106,10 @@ def run_one(name: str, size: int, args: argparse.Namespace) -> common.Row:
     return row
 
 
+def rows_for(name: str, args: argparse.Namespace) -> list[common.Row]:
+    return [run_one(name, size, args) for size in args.sizes]
+
+
 def plot(path: Path, rows: Sequence[common.Row]) -> None:
     """Executions per write beside the delivery latency, against N."""
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
@@ -133,12 +137,6 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
         details=f"{args.rounds} writes per row, each to one channel of N/{args.per_channel}.",
         columns=COLUMNS,
         config={
-            "sizes": args.sizes,
-            "targets": args.targets,
-            "per_channel": args.per_channel,
-            "rounds": args.rounds,
-            "seed_messages_per_channel": args.seed_messages,
-            "quiet_s": args.quiet,
             "executions": "GET /livez `executions` delta from before the write to the end "
             "of the quiet window after its delivery",
             "latency": "ms from the write's HTTP response (e2e: from its request) to each "
@@ -155,11 +153,7 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def rows_for(name: str) -> list[common.Row]:
-        return [run_one(name, size, args) for size in args.sizes]
-
-    return common.run(scenario(args), args, args.targets, rows_for)
+    return common.run(scenario(args), args, rows_for)
 
 
 if __name__ == "__main__":

@@ -178,7 +178,6 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
         details=f"{args.messages:,} messages, {args.queries} random words per kind, first "
         "page of 20, one connection.",
         columns=COLUMNS,
-        config={"messages": args.messages, "queries": args.queries, "targets": args.targets},
         notes="`search`: the statement `searchMessages` runs, best first, tenant filter "
         "included; `search prefix`: the same with the word's first 3 letters; `like`: "
         "`body LIKE '%word%'`, newest first. Each timed from send to last row.",
@@ -187,13 +186,7 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return common.run(
-        scenario(args),
-        args,
-        args.targets,
-        lambda target: rows_for(target, args),
-        check=databases.check_available,
-    )
+    return common.run(scenario(args), args, rows_for, check=databases.check_available)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_one(name: str, args: argparse.Namespace) -> list[common.Row]:
+def rows_for(name: str, args: argparse.Namespace) -> list[common.Row]:
     common.log(f"{name}: {args.subscribers} subscribers, {args.writers} writers ...")
     budget = args.ready_timeout + 2 * args.duration + args.drain_timeout + 240
     options = common.forward(
@@ -138,12 +138,6 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
         f"{args.channels} channels.",
         columns=COLUMNS,
         config={
-            "targets": args.targets,
-            "subscribers": args.subscribers,
-            "channels": args.channels,
-            "writers": args.writers,
-            "duration_s": args.duration,
-            "drain_timeout_s": args.drain_timeout,
             "latency": "ms from each write's HTTP response to each subscriber of its "
             "channel receiving a frame that holds it",
         },
@@ -158,7 +152,7 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return common.run(scenario(args), args, args.targets, lambda name: run_one(name, args))
+    return common.run(scenario(args), args, rows_for)
 
 
 if __name__ == "__main__":

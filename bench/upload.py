@@ -124,13 +124,13 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
         title="Upload throughput",
         details=f"one {args.mib} MiB file, {args.runs} runs, loopback, same disk.",
         columns=COLUMNS,
-        config={"mib": args.mib, "runs": args.runs, "chunk_bytes": len(CHUNK)},
+        config={"chunk_bytes": len(CHUNK)},
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return common.run(scenario(args), args, ["ours"], lambda name: rows_for(name, args))
+    return common.run(scenario(args), args, rows_for, targets=["ours"])
 
 
 if __name__ == "__main__":
