@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import ipaddress
 import json
@@ -45,7 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from stats import summarize
@@ -77,6 +78,9 @@ CREATE_CHANNEL = """mutation CreateChannel($input: CreateChannelInput!) {
 SEND_MESSAGE = """mutation Send($input: SendMessageInput!) {
   sendMessage(input: $input) { id }
 }"""
+
+
+ConfigT = TypeVar("ConfigT")
 
 
 class LoadgenError(RuntimeError):
@@ -633,26 +637,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if limit < args.subscribers + 64:
         print(f"open-files limit {limit} is too low for {args.subscribers}", file=sys.stderr)
         return 2
-    config = FanoutConfig(
-        kind=args.kind,
-        endpoint=Endpoint.parse(args.url),
-        subscribers=args.subscribers,
-        rounds=args.rounds,
-        seed_messages=args.seed_messages,
-        concurrency=args.concurrency,
-        connect_timeout=args.connect_timeout,
-        ready_timeout=args.ready_timeout,
-        round_timeout=args.round_timeout,
-        settle=args.settle,
+    config = config_from(FanoutConfig, args, endpoint=Endpoint.parse(args.url))
+    write_report(args.json_out, run(run_fanout(config), use_uvloop=not args.no_uvloop))
+    return 0
+
+
+def config_from(config_class: type[ConfigT], args: argparse.Namespace, **given: Any) -> ConfigT:
+    """A scenario's config: each field from the parsed option of its name, unless given."""
+    names = [field.name for field in dataclasses.fields(config_class)]  # type: ignore[arg-type]
+    return config_class(
+        **{name: getattr(args, name) for name in names if name not in given}, **given
     )
-    report = run(run_fanout(config), use_uvloop=not args.no_uvloop)
+
+
+def write_report(path: str, report: dict[str, Any]) -> None:
     text = json.dumps(report, indent=2)
-    if args.json_out == "-":
+    if path == "-":
         print(text)
     else:
-        with open(args.json_out, "w", encoding="utf-8") as handle:
+        with open(path, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
-    return 0
 
 
 def run(coroutine: Any, *, use_uvloop: bool) -> Any:

@@ -32,7 +32,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,7 @@ from loadgen import (
     Session,
     Subscriber,
     close_subscribers,
+    config_from,
     document_for,
     graphql,
     open_subscribers,
@@ -57,6 +58,7 @@ from loadgen import (
     run,
     send_message,
     set_up_graphql,
+    write_report,
 )
 from stats import summarize
 from wsclient import HttpClient, WsConnection, http_get
@@ -144,15 +146,6 @@ class ChannelSubscriber(Subscriber):
         message = super()._subscribe_message()
         message["payload"]["variables"].update(self.extra_variables)
         return message
-
-
-def write_report(path: str, report: dict[str, Any]) -> None:
-    text = json.dumps(report, indent=2)
-    if path == "-":
-        print(text)
-    else:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
 
 
 def common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -976,7 +969,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     http = commands.add_parser("http", help="closed-loop HTTP query throughput")
     common_arguments(http)
     http.add_argument("--token", required=True)
-    http.add_argument("--channel", required=True)
+    http.add_argument("--channel", dest="channel_id", required=True)
     http.add_argument("--connections", type=int, default=8)
     http.add_argument("--duration", type=float, default=10.0)
     http.add_argument("--warmup", type=float, default=2.0)
@@ -1031,6 +1024,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+# Each subcommand but setup: its config (fields named as its options) and its run.
+SCENARIOS: dict[str, tuple[type[Any], Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]]] = {
+    "precision": (PrecisionConfig, run_precision),
+    "sustained": (SustainedConfig, run_sustained),
+    "http": (HttpConfig, run_http),
+    "memory": (MemoryConfig, run_memory),
+    "bytes": (BytesConfig, run_bytes),
+}
+
+
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     endpoint = Endpoint.parse(args.url)
@@ -1040,91 +1043,11 @@ def main(argv: Sequence[str]) -> int:
         print(f"open-files limit {limit} is too low for {wanted}", file=sys.stderr)
         return 2
     coroutine: Any
-    if args.scenario == "precision":
-        coroutine = run_precision(
-            PrecisionConfig(
-                kind=args.kind,
-                endpoint=endpoint,
-                subscribers=args.subscribers,
-                per_channel=args.per_channel,
-                rounds=args.rounds,
-                seed_messages=args.seed_messages,
-                quiet=args.quiet,
-                settle=args.settle,
-                round_timeout=args.round_timeout,
-                concurrency=args.concurrency,
-                connect_timeout=args.connect_timeout,
-                ready_timeout=args.ready_timeout,
-                seed=args.seed,
-                server_pid=args.server_pid,
-            )
-        )
-    elif args.scenario == "sustained":
-        coroutine = run_sustained(
-            SustainedConfig(
-                kind=args.kind,
-                endpoint=endpoint,
-                subscribers=args.subscribers,
-                channels=args.channels,
-                writers=args.writers,
-                duration=args.duration,
-                max_writes=args.max_writes,
-                drain_timeout=args.drain_timeout,
-                seed_messages=args.seed_messages,
-                settle=args.settle,
-                concurrency=args.concurrency,
-                connect_timeout=args.connect_timeout,
-                ready_timeout=args.ready_timeout,
-                seed=args.seed,
-                server_pid=args.server_pid,
-                write_timeout=args.write_timeout,
-            )
-        )
-    elif args.scenario == "setup":
+    if args.scenario == "setup":
         coroutine = run_setup(endpoint, args.seed_messages)
-    elif args.scenario == "http":
-        coroutine = run_http(
-            HttpConfig(
-                endpoint=endpoint,
-                token=args.token,
-                channel_id=args.channel,
-                connections=args.connections,
-                duration=args.duration,
-                warmup=args.warmup,
-                request_timeout=args.request_timeout,
-                max_requests=args.max_requests,
-            )
-        )
-    elif args.scenario == "memory":
-        coroutine = run_memory(
-            MemoryConfig(
-                kind=args.kind,
-                endpoint=endpoint,
-                sizes=args.sizes,
-                mode=args.mode,
-                seed_messages=args.seed_messages,
-                settle=args.settle,
-                samples=args.samples,
-                warmup=args.warmup,
-                concurrency=args.concurrency,
-                connect_timeout=args.connect_timeout,
-                ready_timeout=args.ready_timeout,
-                server_pid=args.server_pid,
-            )
-        )
     else:
-        coroutine = run_bytes(
-            BytesConfig(
-                kind=args.kind,
-                endpoint=endpoint,
-                seed_messages=args.seed_messages,
-                rounds=args.rounds,
-                settle=args.settle,
-                round_timeout=args.round_timeout,
-                connect_timeout=args.connect_timeout,
-                ready_timeout=args.ready_timeout,
-            )
-        )
+        config_class, run_scenario = SCENARIOS[args.scenario]
+        coroutine = run_scenario(config_from(config_class, args, endpoint=endpoint))
     report = run(coroutine, use_uvloop=not args.no_uvloop)
     report["loadgen_event_loop"] = "uvloop" if not args.no_uvloop else "asyncio"
     write_report(args.json_out, report)
