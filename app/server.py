@@ -183,8 +183,9 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         services = await start_services(settings, application, tokens)
         ref.set(services)
-        # Until scheduled jobs exist, start-up is when expired files go.
-        await housekeeping.remove_expired_files(services)
+        if domain.files is not None:
+            # Files whose upload never completed, or were detached, go at start-up too.
+            await housekeeping.remove_expired_files(services)
         # What start-up built lives as long as the process: keep it out of the cyclic
         # collector's scans, so full collections stay short under many live queries.
         gc.collect()
@@ -215,7 +216,7 @@ def create_app(
         WebSocketRoute("/graphql", view),
         Route("/healthz", health),
         Route("/livez", live_stats),
-        *file_routes(ref),
+        *(file_routes(ref) if domain.files is not None else ()),
     ]
     if settings.web_dist and Path(settings.web_dist).is_dir():
         dist = Path(settings.web_dist)

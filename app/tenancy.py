@@ -48,11 +48,12 @@ def _filter_reads(state: ORMExecuteState) -> None:
     tenant = _tenant(state.session)
     if tenant == UNSCOPED:
         return
-    # Lambdas: SQLAlchemy caches the criteria they build, with ``tenant`` as a bound
-    # parameter, instead of constructing and compiling them for every statement.
+    # Plain criteria, not lambdas: SQLAlchemy caches a lambda's analysis per code object,
+    # so one lambda over models with differently named tenant keys would reuse the first
+    # model's column. The compiled SQL is cached all the same, with ``tenant`` bound.
     state.statement = state.statement.options(
         *(
-            with_loader_criteria(model, _owned_by(tenant_key(model), tenant), include_aliases=True)
+            with_loader_criteria(model, _owned_by(model, tenant), include_aliases=True)
             for model in tenant_models()
         ),
         # The tenant's own row: only the session's tenant is visible.
@@ -63,11 +64,8 @@ def _filter_reads(state: ORMExecuteState) -> None:
     )
 
 
-def _owned_by(key: str, tenant: int | str) -> Any:
-    # ``key`` is a default, not a closure variable: SQLAlchemy turns closure variables
-    # into bound parameters, and the column name must stay a name. The criteria's cache
-    # key includes the model, whose tenant key never changes.
-    return lambda cls, key=key: getattr(cls, key) == tenant
+def _owned_by(model: type[Any], tenant: int | str) -> Any:
+    return getattr(model, tenant_key(model)) == tenant
 
 
 def tenant_key(model: type[Any]) -> str:

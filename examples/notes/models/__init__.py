@@ -1,0 +1,1 @@
+"""The notes domain's tables, one module each."""

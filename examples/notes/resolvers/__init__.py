@@ -1,0 +1,1 @@
+"""The notes domain's queries and mutations, one module per table."""
