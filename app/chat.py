@@ -3,13 +3,13 @@ principal is, what revokes a token, where files go, what runs beside the engine.
 
 from __future__ import annotations
 
-from app.context import Services
 from app.demo import banner
 from app.domain import Claims, DomainConfig, TokenEpochs
 from app.resolvers.presence import PresenceTracker
 from app.schema.models.file import File
 from app.schema.models.user import User
 from app.schema.models.workspace import Workspace
+from app.services import Services
 
 
 def presence(services: Services) -> PresenceTracker:

@@ -11,9 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,12 +19,11 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from app import pagination, tenancy
 from app.auth import TokenService, Viewer
-from app.database import Database
-from app.dataloaders.loaders import Loaders, pk_name, recorded, require_tracked, table_name
+from app.dataloaders.loaders import Loaders, recorded, require_tracked, table_name
 from app.dataloaders.recording import READS_KEY
-from app.domain import ConnectionHooks, DomainConfig
-from app.errors import NotFound, Unauthenticated
-from app.live import capture, changelog
+from app.errors import Unauthenticated
+from app.ids import found, parse_id
+from app.live import changelog
 from app.live.capture import to_scalar
 from app.live.changes import ChangeBatch, Scalar
 from app.live.events import EventFilter, Position, RowEvent
@@ -34,61 +31,14 @@ from app.live.readset import ReadSet
 from app.pagination import Connection
 from app.search import statement as search_statement
 from app.search import terms as search_terms
+from app.services import Services
 from app.settings import Settings
+from app.transaction import transact
+from app.tx import Tx
 from app.uncancelled import uncancelled
-
-if TYPE_CHECKING:
-    from app.application import Application
-    from app.live.engine import LiveEngine
-    from app.ratelimit import RateLimits
-    from app.shutdown import Drain
-    from app.storage.blobs import Blobs
 
 ModelT = TypeVar("ModelT", bound=SQLModel)
 T = TypeVar("T")
-
-
-@dataclass
-class Services:
-    """Process-wide singletons, built once at start-up."""
-
-    settings: Settings
-    db: Database
-    tokens: TokenService
-    live: LiveEngine
-    rate_limits: RateLimits
-    drain: Drain
-    blobs: Blobs
-    # The domain and what was built from it (schema, tables, job functions).
-    application: Application
-    # The scheduled-job runner, when this process runs one (app.jobs.runner.Runner).
-    runner: Any = None
-    connection_hooks: ConnectionHooks | None = None
-
-    @property
-    def domain(self) -> DomainConfig:
-        return self.application.domain
-
-
-# Primary keys are INTEGER columns: PostgreSQL refuses a larger bound parameter outright.
-MAX_ID = 2**31 - 1
-
-
-def parse_id(value: object) -> int | None:
-    """A GraphQL ``ID`` as a primary key; anything else identifies nothing."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if 0 < value <= MAX_ID else None
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
-        number = int(value)
-        return number if 0 < number <= MAX_ID else None
-    return None
-
-
-def found(model: type[ModelT], ident: object, row: ModelT | None) -> ModelT:
-    """The row, or NOT_FOUND: absent and in another workspace look the same."""
-    if row is None:
-        raise NotFound(model.__name__, ident)
-    return row
 
 
 class Ctx:
@@ -261,9 +211,6 @@ class Ctx:
         in commit order: replayed from the change log after the cursor ``after``, then
         live. For a subscription: this execution's read session is closed while it
         waits, and each event is read on a fresh snapshot."""
-        for column in where:
-            # Unchecked, a filter on a column that events do not carry matches nothing.
-            require_tracked(model, column)
         position = None if after is None else Position.parse(after)
         viewer = self.require_viewer()
         live = self.services.live
@@ -289,8 +236,6 @@ class Ctx:
         completing it, or going away): the change is applied to this process's live
         queries at once after COMMIT; only the answer is lost.
         """
-        from app.transaction import transact
-
         workspace = None if unscoped else self.require_viewer().workspace_id
         services = self.services
 
@@ -337,75 +282,3 @@ class Ctx:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
-
-
-class Tx:
-    """The write transaction of one mutation: tenant-scoped, captured, all or nothing."""
-
-    def __init__(self, session: AsyncSession, *, lock_rows: bool) -> None:
-        self.session = session
-        self._lock_rows = lock_rows
-
-    @property
-    def locks_rows(self) -> bool:
-        return self._lock_rows
-
-    async def schedule(
-        self,
-        fn: Callable[..., Any],
-        *,
-        run_after: float | timedelta | None = None,
-        run_at: datetime | None = None,
-        **args: Any,
-    ) -> int:
-        """Run an internal mutation or action later; the job commits with this transaction.
-
-        ``run_after`` is a delay (seconds or a timedelta), ``run_at`` an aware datetime;
-        ``args`` are JSON values. Returns the job's id.
-        """
-        from app.jobs import store
-
-        return await store.schedule(self, fn, run_after=run_after, run_at=run_at, args=args)
-
-    async def cancel_scheduled(self, job_id: int) -> bool:
-        """Cancel a job that has not started yet; False if it already started or ended."""
-        from app.jobs import store
-
-        return await store.cancel(self, job_id)
-
-    async def get(self, model: type[ModelT], ident: object) -> ModelT | None:
-        """A row to change: locked on PostgreSQL (SQLite's writer lock covers it)."""
-        key = parse_id(ident)
-        if key is None:
-            return None
-        statement = select(model).where(getattr(model, pk_name(model)) == key)
-        if self._lock_rows:
-            statement = statement.with_for_update()
-        row: ModelT | None = (await self.session.exec(statement)).first()
-        return row
-
-    async def fetch(self, model: type[ModelT], ident: object) -> ModelT:
-        return found(model, ident, await self.get(model, ident))
-
-    async def first(self, statement: SelectOfScalar[Any]) -> Any:
-        return (await self.session.exec(statement)).first()
-
-    def add(self, row: SQLModel) -> None:
-        self.session.add(row)
-
-    async def delete(self, row: SQLModel) -> None:
-        await self.session.delete(row)
-
-    async def flush(self) -> None:
-        await self.session.flush()
-
-    async def nested(self, body: Callable[[], Awaitable[Any]]) -> Any:
-        """Run ``body`` in a savepoint: a failure rolls back only what it did."""
-        point = capture.mark(self.session.sync_session)
-        try:
-            async with self.session.begin_nested():
-                return await body()
-        except BaseException:
-            # Rows the savepoint wrote are gone: so must be their captured changes.
-            capture.rollback_to(self.session.sync_session, point)
-            raise

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from app.context import Ctx, Services, Tx
+from app.context import Ctx
 from app.passwords import hash_password
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 from app.schema.models.user import User
 from app.schema.models.workspace import Workspace
+from app.services import Services
+from app.tx import Tx
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"

@@ -24,7 +24,7 @@ from sqlmodel import SQLModel
 
 if TYPE_CHECKING:
     from app.auth import Viewer
-    from app.context import Services
+    from app.services import Services
 
 
 class ConnectionHooks(Protocol):

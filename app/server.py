@@ -26,7 +26,7 @@ from strawberry.types import ExecutionResult
 
 from app.application import Application
 from app.auth import TokenService, Viewer
-from app.context import Ctx, Services
+from app.context import Ctx
 from app.database import Database
 from app.domain import DomainConfig
 from app.errors import BAD_USER_INPUT
@@ -37,6 +37,7 @@ from app.live.engine import LiveEngine
 from app.live.readset import ReadSet
 from app.ratelimit import HttpLimit, RateLimits, rate_limited_response, with_rate_limit_headers
 from app.schema.sync import apply_sync
+from app.services import Services
 from app.settings import Settings
 from app.shutdown import Drain, Sockets
 from app.storage import housekeeping

@@ -17,12 +17,12 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app import tenancy
-from app.context import Tx
 from app.database import Database
 from app.errors import Conflict
 from app.live import changelog
 from app.live.capture import CAPTURE_KEY, take_changes
 from app.live.changes import ChangeBatch
+from app.tx import Tx
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

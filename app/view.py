@@ -43,13 +43,14 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types.unset import UNSET
 
 from app.auth import Viewer, bearer
-from app.context import Ctx, Services
+from app.context import Ctx
 from app.errors import BAD_USER_INPUT, NOT_FOUND, AppError, Unauthenticated
 from app.live.connection import LiveConnection
 from app.live.frames import encoded_next
 from app.schema.directive import live_request, operation_type
 from app.schema.documents import parse_ahead
 from app.schema.live import LiveSchema
+from app.services import Services
 from app.settings import Settings
 from app.shutdown import Sockets
 

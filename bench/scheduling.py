@@ -38,13 +38,13 @@ from app import tenancy
 from app.application import Application
 from app.chat import CHAT
 from app.columns import utcnow
-from app.context import Tx
 from app.jobs import JobContext, JobStatus, ScheduledJob, internal_mutation
 from app.jobs.functions import Functions
 from app.jobs.runner import Runner, RunnerConfig
 from app.schema.models.workspace import Workspace
 from app.server import start_services, stop_services
 from app.settings import Settings
+from app.tx import Tx
 
 LEAD_S = 2.0
 COLUMNS = [

@@ -26,9 +26,9 @@ import websockets
 from sqlalchemy import event
 
 from app.chat import CHAT
-from app.context import Services
 from app.domain import DomainConfig
 from app.server import create_app
+from app.services import Services
 from app.settings import Settings
 from app.shutdown import GracefulServer
 

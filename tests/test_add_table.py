@@ -47,7 +47,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from app.context import Ctx, Tx
+from app.context import Ctx
+from app.tx import Tx
 from app.pagination import Connection
 from app.schema.api import Input, mutation, query
 from PKG.models.note import Note

@@ -16,11 +16,12 @@ from graphql.language import Lexer, Source, TokenKind
 from sqlalchemy import text
 
 from app import shutdown as shutdown_module
-from app.context import ModelT, Tx
+from app.context import ModelT
 from app.database import Database
 from app.schema.limits import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from app.schema.models.channel import Channel
 from app.shutdown import GOING_AWAY
+from app.tx import Tx
 from tests.harness import (
     Gate,
     Server,

@@ -10,9 +10,9 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import event
 
-from app.context import Tx
 from app.schema.models.message import Message
 from app.transaction import transact
+from app.tx import Tx
 from tests.harness import GraphQLErrors, Server, User
 
 # One server per module and database; each test signs up its own workspaces.

@@ -22,13 +22,14 @@ from sqlmodel import func, select
 from app import tenancy
 from app.application import Application
 from app.chat import CHAT
-from app.context import Services, Tx
 from app.errors import NotFound
 from app.jobs import ActionContext, JobContext, JobStatus, ScheduledJob, action, internal_mutation
 from app.jobs.functions import Functions, cron
 from app.jobs.runner import Runner, RunnerConfig
 from app.schema.models.workspace import Workspace
 from app.server import start_services, stop_services
+from app.services import Services
+from app.tx import Tx
 from tests.harness import make_settings
 
 CONFIG = RunnerConfig(lease_s=30, backoff_base_s=10, max_attempts=3)

@@ -10,9 +10,10 @@ from sqlalchemy import event
 from sqlalchemy.util import await_
 from sqlmodel import select
 
-from app.context import Ctx, Tx
+from app.context import Ctx
 from app.schema.models.message import Message
 from app.transaction import transact
+from app.tx import Tx
 from tests.harness import Server, User
 
 CHANNEL_WITH_MESSAGES = """

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.context import Tx
 from app.schema.models.message import Message
 from app.schema.models.user import User as UserRow
 from app.transaction import transact
+from app.tx import Tx
 from tests.harness import Server, User, recording_statements
 
 # One server per module and database; each test signs up its own workspaces.

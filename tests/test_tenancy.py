@@ -9,12 +9,12 @@ import pytest_asyncio
 from sqlmodel import select
 
 from app import tenancy
-from app.context import Tx
 from app.errors import Forbidden
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 from app.schema.models.user import User as UserRow
 from app.transaction import transact
+from app.tx import Tx
 from tests.harness import GraphQLErrors, Server, User
 
 # One server per module and database; each test signs up its own workspaces.

@@ -19,7 +19,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import SQLModel
 
 from app import database as database_module
-from app.context import Tx
 from app.database import Database
 from app.errors import Conflict
 from app.live import changelog
@@ -30,6 +29,7 @@ from app.schema.models.workspace import Workspace
 from app.schema.registry import table_models
 from app.schema.sync import apply_sync
 from app.transaction import transact
+from app.tx import Tx
 from tests.harness import GraphQLErrors, Server, User
 
 # One server per module and database; each test signs up its own workspace.

@@ -10,11 +10,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from app import tenancy
-from app.context import Services, Tx, parse_id
 from app.dataloaders.loaders import pk_name
+from app.ids import parse_id
 from app.jobs.functions import function_of
 from app.jobs.table import JobKind
+from app.services import Services
 from app.settings import Settings
+from app.tx import Tx
 
 if TYPE_CHECKING:
     from app.jobs.runner import Runner

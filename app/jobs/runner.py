@@ -41,13 +41,14 @@ from sqlmodel import col, select
 
 from app import tenancy
 from app.columns import utcnow
-from app.context import Services, Tx
 from app.errors import AppError
 from app.jobs.context import ActionContext, JobContext
 from app.jobs.functions import CronJob, Functions, JobFunction, UnknownFunction
 from app.jobs.table import JobKind, JobStatus, ScheduledJob
+from app.services import Services
 from app.settings import Settings
 from app.transaction import transact
+from app.tx import Tx
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -20,7 +20,7 @@ from app.jobs.table import JobStatus, ScheduledJob
 from app.tenancy import TENANT_KEY
 
 if TYPE_CHECKING:
-    from app.context import Tx
+    from app.tx import Tx
 
 
 def due_time(

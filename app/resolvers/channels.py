@@ -7,11 +7,12 @@ from typing import Annotated
 import strawberry
 from sqlalchemy.exc import IntegrityError
 
-from app.context import Ctx, Tx
+from app.context import Ctx
 from app.errors import Conflict
 from app.pagination import Connection
 from app.schema.api import Input, mutation, query
 from app.schema.models.channel import Channel
+from app.tx import Tx
 
 
 @query

@@ -6,10 +6,10 @@ from __future__ import annotations
 from sqlmodel import col, select
 
 from app.columns import utcnow
-from app.context import Tx
 from app.jobs import ActionContext, JobContext, action, cron, internal_mutation
 from app.schema.models.invite import Invite
 from app.storage import housekeeping
+from app.tx import Tx
 
 PRUNE_BATCH = 500
 

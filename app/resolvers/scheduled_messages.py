@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from app import pagination
 from app.columns import utcnow
-from app.context import Ctx, Tx
+from app.context import Ctx
 from app.dataloaders.loaders import recorded
 from app.errors import BadUserInput, Conflict, Forbidden
 from app.jobs import JobContext, internal_mutation
@@ -26,6 +26,7 @@ from app.schema.api import Input, mutation, query
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 from app.schema.models.scheduled_message import ScheduledMessage, ScheduledStatus
+from app.tx import Tx
 
 MAX_AHEAD = timedelta(days=30)
 

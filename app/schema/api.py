@@ -37,10 +37,11 @@ import strawberry
 from sqlmodel import SQLModel
 from strawberry.types.field import StrawberryField
 
-from app.context import Ctx, Tx
+from app.context import Ctx
 from app.errors import BadUserInput
 from app.pagination import Connection
 from app.schema.types import computed_fields, graphql_type
+from app.tx import Tx
 
 Kind = Literal["query", "mutation", "subscription"]
 # Conventional arguments documented once; others from the docstring's ``Args:`` lines.

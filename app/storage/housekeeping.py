@@ -15,8 +15,9 @@ from sqlmodel import select
 
 from app import tenancy
 from app.columns import utcnow
-from app.context import Services, Tx
+from app.services import Services
 from app.transaction import transact
+from app.tx import Tx
 
 log = logging.getLogger(__name__)
 BATCH = 500

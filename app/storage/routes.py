@@ -20,11 +20,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from app import tenancy
-from app.context import Services, Tx, parse_id
 from app.errors import BAD_USER_INPUT, FORBIDDEN
+from app.ids import parse_id
+from app.services import Services
 from app.storage import signing
 from app.storage.blobs import TooLarge
 from app.transaction import transact
+from app.tx import Tx
 
 if TYPE_CHECKING:
     from app.view import ServicesRef

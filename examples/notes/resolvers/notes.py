@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from app.context import Ctx, Tx
+from app.context import Ctx
 from app.pagination import Connection
 from app.schema.api import mutation, query
+from app.tx import Tx
 from examples.notes.models.member import Member
 from examples.notes.models.note import Note
 from examples.notes.models.org import Org
