@@ -7,12 +7,10 @@ from typing import Annotated
 import strawberry
 from sqlalchemy.exc import IntegrityError
 
-from app.context import Ctx
 from app.errors import Conflict
 from app.pagination import Connection
-from app.schema.api import Input, mutation, query
+from app.schema.api import Ctx, Input, Tx, mutation, query
 from app.schema.models.channel import Channel
-from app.tx import Tx
 
 
 @query

@@ -15,13 +15,11 @@ import strawberry
 from sqlmodel import select
 
 from app.columns import utcnow
-from app.context import Ctx
 from app.errors import BadUserInput
-from app.schema.api import Input, computed, mutation
+from app.schema.api import Ctx, Input, Tx, computed, mutation
 from app.schema.models.file import File
 from app.schema.models.message import Message
 from app.storage import signing
-from app.tx import Tx
 
 MAX_ATTACHMENTS = 10
 # type/subtype, optionally with parameters: what a Content-Type header can carry.

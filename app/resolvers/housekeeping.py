@@ -7,9 +7,9 @@ from sqlmodel import col, select
 
 from app.columns import utcnow
 from app.jobs import ActionContext, JobContext, action, cron, internal_mutation
+from app.schema.api import Tx
 from app.schema.models.invite import Invite
 from app.storage import housekeeping
-from app.tx import Tx
 
 PRUNE_BATCH = 500
 

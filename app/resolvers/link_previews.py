@@ -11,9 +11,9 @@ from sqlmodel import select
 
 from app import outbound
 from app.jobs import ActionContext, JobContext, action, internal_mutation
+from app.schema.api import Tx
 from app.schema.models.link_preview import LinkPreview
 from app.schema.models.message import Message
-from app.tx import Tx
 
 URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 MAX_URL = 2048

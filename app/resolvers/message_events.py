@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 
 import strawberry
 
-from app.context import Ctx
 from app.live.changes import RowChange
 from app.live.events import RowEvent
-from app.schema.api import subscription
+from app.schema.api import Ctx, subscription
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 from app.schema.models.user import User

@@ -9,15 +9,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from app.columns import utcnow
-from app.context import Ctx
 from app.errors import Forbidden
 from app.pagination import Connection
 from app.resolvers.files import attach, detach_all
 from app.resolvers.link_previews import schedule_preview
-from app.schema.api import Input, mutation, query
+from app.schema.api import Ctx, Input, Tx, mutation, query
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
-from app.tx import Tx
 
 SendMessageInput = Input(
     "SendMessageInput",

@@ -33,14 +33,12 @@ from sqlmodel import col, select
 
 from app.auth import Viewer
 from app.columns import utcnow
-from app.context import Ctx
 from app.dataloaders.loaders import recorded
-from app.schema.api import query
+from app.schema.api import Ctx, Tx, query
 from app.schema.models.presence import Presence, ServerProcess
 from app.schema.models.user import User
 from app.services import Services
 from app.transaction import transact
-from app.tx import Tx
 
 log = logging.getLogger(__name__)
 

@@ -16,17 +16,15 @@ from sqlmodel import select
 
 from app import pagination
 from app.columns import utcnow
-from app.context import Ctx
 from app.dataloaders.loaders import recorded
 from app.errors import BadUserInput, Conflict, Forbidden
 from app.jobs import JobContext, internal_mutation
 from app.pagination import Connection
 from app.resolvers.link_previews import schedule_preview
-from app.schema.api import Input, mutation, query
+from app.schema.api import Ctx, Input, Tx, mutation, query
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 from app.schema.models.scheduled_message import ScheduledMessage, ScheduledStatus
-from app.tx import Tx
 
 MAX_AHEAD = timedelta(days=30)
 

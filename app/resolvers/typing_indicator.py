@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import strawberry
 
-from app.context import Ctx
 from app.errors import RateLimited
-from app.schema.api import mutation, subscription
+from app.schema.api import Ctx, mutation, subscription
 from app.schema.models.channel import Channel
 from app.schema.models.user import User
 from app.schema.types import graphql_type

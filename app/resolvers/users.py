@@ -9,16 +9,14 @@ import strawberry
 from sqlmodel import select
 
 from app.columns import utcnow
-from app.context import Ctx
 from app.errors import BadUserInput, Conflict, RateLimited, Unauthenticated
 from app.passwords import hash_password, verify_password
 from app.ratelimit import client_address
-from app.schema.api import mutation, query
+from app.schema.api import Ctx, Tx, mutation, query
 from app.schema.models.invite import Invite
 from app.schema.models.user import User
 from app.schema.models.workspace import Workspace
 from app.schema.types import graphql_type
-from app.tx import Tx
 
 if TYPE_CHECKING:
     UserType = User

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import secrets
 
-from app.context import Ctx
-from app.schema.api import mutation
+from app.schema.api import Ctx, Tx, mutation
 from app.schema.models.invite import Invite
-from app.tx import Tx
 
 
 @mutation

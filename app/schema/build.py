@@ -11,10 +11,10 @@ from strawberry.extensions import DisableIntrospection, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
 from app.errors_format import ErrorCodes
-from app.schema.api import collect, root_type
 from app.schema.documents import CachedDocuments
 from app.schema.limits import MAX_TOKENS, DocumentLimits
 from app.schema.live import LiveSchema
+from app.schema.operations import collect, root_type
 from app.schema.types import graphql_type
 
 
