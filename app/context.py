@@ -2,7 +2,9 @@
 
 A ``Ctx`` lives for one execution: one HTTP request, one WebSocket operation, or one
 re-run of a live query. Its reads share one read session (one consistent snapshot) and
-one set of loaders, and are recorded in its read set.
+one set of loaders, and are recorded in its read set. While a transaction of its own is
+open (a mutation's), every read it makes goes through that transaction instead: a
+mutation reads what it writes against, with the transaction's tenant scope and locks.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class Ctx:
         self.reads = reads if reads is not None else ReadSet()
         self.version: int | None = None
         self._session: AsyncSession | None = None
+        # The write transaction running now, if any: reads go through it meanwhile.
+        self._tx: Tx | None = None
         # One AsyncSession cannot run two statements at once; loaders dispatch together.
         self._lock = asyncio.Lock()
         self.loaders = Loaders(self.rows, self.reads)
@@ -84,8 +88,11 @@ class Ctx:
         """This execution's read session: one snapshot, from its first read until closed.
 
         Opened on the first read, so a live run's snapshot is never older than the
-        version it recorded before executing; ``refresh_snapshot`` closes it.
+        version it recorded before executing; ``refresh_snapshot`` closes it. While
+        ``transact`` runs, the transaction's session instead.
         """
+        if self._tx is not None:
+            return self._tx.session
         if self._session is None:
             session = await self.services.db.snapshot_session()
             if self.viewer is not None:
@@ -236,14 +243,25 @@ class Ctx:
         completing it, or going away): the change is applied to this process's live
         queries at once after COMMIT; only the answer is lost.
         """
+        if self._tx is not None:
+            raise RuntimeError("ctx.transact inside a transaction: write through its Tx")
         workspace = None if unscoped else self.require_viewer().workspace_id
         services = self.services
+
+        async def attempt(tx: Tx) -> T:
+            # Loaders of the snapshot, or of an attempt a busy database undid, must not
+            # answer: each attempt reads afresh through its own transaction.
+            self._tx, self.loaders = tx, Loaders(self.rows, self.reads)
+            try:
+                return await body(tx)
+            finally:
+                self._tx, self.loaders = None, Loaders(self.rows, self.reads)
 
         async def write() -> tuple[T, ChangeBatch | None]:
             async with services.drain.track():
                 result, batch = await transact(
                     services.db,
-                    body,
+                    attempt,
                     workspace_id=workspace,
                     retries=self.settings.transaction_retries,
                 )
