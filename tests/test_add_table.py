@@ -45,15 +45,16 @@ class Note(TenantScoped, table=True):
 RESOLVERS = '''
 from __future__ import annotations
 
-from typing import Annotated
-
-from app.context import Ctx
-from app.tx import Tx
 from app.pagination import Connection
-from app.schema.api import Input, mutation, query
+from app.schema.api import Ctx, Input, Tx, mutation, query
 from PKG.models.note import Note
 
-CreateNoteInput = Input("CreateNoteInput", "title", "pinned", description="A new note.")
+
+class CreateNoteInput(Input, model=Note):
+    """A new note."""
+
+    title: str
+    pinned: bool
 
 
 @query
@@ -63,7 +64,7 @@ async def notes(ctx: Ctx, first: int | None = 50, after: str | None = None) -> C
 
 
 @mutation
-async def create_note(ctx: Ctx, tx: Tx, input: Annotated[Note, CreateNoteInput]) -> Note:
+async def create_note(ctx: Ctx, tx: Tx, input: CreateNoteInput) -> Note:
     """Pin a note to the workspace."""
     note = Note(title=input.title, pinned=input.pinned, author_id=ctx.require_viewer().user_id)
     tx.add(note)
@@ -176,7 +177,8 @@ async def test_a_new_table_needs_only_its_model_and_resolvers(
     assert '"""A short note pinned to the workspace."""\ntype Note {' in sdl
     assert "notes(" in sdl and "): NoteConnection!" in sdl
     assert "createNote(" in sdl and "input: CreateNoteInput!\n  ): Note!" in sdl
-    assert "input CreateNoteInput {" in sdl
+    created_input = sdl.split('"""A new note."""\ninput CreateNoteInput {', 1)[1].split("}", 1)[0]
+    assert "title: String!" in created_input and "pinned: Boolean\n" in created_input
     assert "author: User!" in sdl.split("type Note {", 1)[1].split("}", 1)[0]
     assert "workspaceId" not in sdl
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import strawberry
 from sqlalchemy.exc import IntegrityError
 
@@ -27,15 +25,14 @@ async def channel(ctx: Ctx, id: strawberry.ID) -> Channel | None:
     return await ctx.get(Channel, id)
 
 
-CreateChannelInput = Input(
-    "CreateChannelInput", "name", description="A new channel of the viewer's workspace."
-)
+class CreateChannelInput(Input, model=Channel):
+    """A new channel of the viewer's workspace."""
+
+    name: str
 
 
 @mutation
-async def create_channel(
-    ctx: Ctx, tx: Tx, input: Annotated[Channel, CreateChannelInput]
-) -> Channel:
+async def create_channel(ctx: Ctx, tx: Tx, input: CreateChannelInput) -> Channel:
     """Create a channel; its name is unique in the workspace."""
     channel = Channel(name=input.name.strip())
     try:

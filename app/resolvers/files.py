@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
 from sqlmodel import select
@@ -25,13 +25,13 @@ MAX_ATTACHMENTS = 10
 # type/subtype, optionally with parameters: what a Content-Type header can carry.
 _MEDIA_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
 
-CreateUploadInput = Input(
-    "CreateUploadInput",
-    "name",
-    "content_type",
-    "size",
-    description="The file to be uploaded: its name, media type and exact size in bytes.",
-)
+
+class CreateUploadInput(Input, model=File):
+    """The file to be uploaded: its name, media type and exact size in bytes."""
+
+    name: str
+    content_type: str
+    size: int
 
 
 @strawberry.type(description="Where to POST the bytes of one file, once, before it expires.")
@@ -48,7 +48,7 @@ def media_type(value: str) -> str:
 
 
 @mutation
-async def create_upload_url(ctx: Ctx, input: Annotated[File, CreateUploadInput]) -> UploadTicket:
+async def create_upload_url(ctx: Ctx, input: CreateUploadInput) -> UploadTicket:
     """A signed, single-use URL to upload one file of the declared name, type and size."""
     viewer = ctx.require_viewer()
     settings = ctx.settings

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import strawberry
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -13,26 +11,27 @@ from app.errors import Forbidden
 from app.pagination import Connection
 from app.resolvers.files import attach, detach_all
 from app.resolvers.link_previews import schedule_preview
-from app.schema.api import Ctx, Input, Tx, mutation, query
+from app.schema.api import Ctx, Input, Tx, extra, mutation, query
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 
-SendMessageInput = Input(
-    "SendMessageInput",
-    "channel_id",
-    "body",
-    "idempotency_key",
-    description="A new message for a channel of the viewer's workspace.",
-    extras={
-        "attachment_ids": (
-            list[strawberry.ID] | None,
-            "Files to attach (from createUploadUrl): of this workspace, attached nowhere yet.",
-        )
-    },
-)
-EditMessageInput = Input(
-    "EditMessageInput", "id", "body", description="New text for one of the viewer's messages."
-)
+
+class SendMessageInput(Input, model=Message):
+    """A new message for a channel of the viewer's workspace."""
+
+    channel_id: int
+    body: str
+    idempotency_key: str | None
+    attachment_ids: list[strawberry.ID] | None = extra(
+        "Files to attach (from createUploadUrl): of this workspace, attached nowhere yet."
+    )
+
+
+class EditMessageInput(Input, model=Message):
+    """New text for one of the viewer's messages."""
+
+    id: int
+    body: str
 
 
 @query
@@ -77,8 +76,7 @@ async def search_messages(
 async def send_message(
     ctx: Ctx,
     tx: Tx,
-    input: Annotated[Message, SendMessageInput],
-    attachment_ids: list[strawberry.ID] | None = None,
+    input: SendMessageInput,
 ) -> Message:
     """Post to a channel. Retrying with the same `idempotencyKey` returns the first message."""
     author_id = ctx.require_viewer().user_id
@@ -91,7 +89,7 @@ async def send_message(
     )
     if input.idempotency_key is None:
         tx.add(message)
-        await attach(tx, message, attachment_ids or [])
+        await attach(tx, message, input.attachment_ids or [])
         await schedule_preview(tx, message)
         return message
     try:
@@ -107,7 +105,7 @@ async def send_message(
         if first is None:
             raise
         return first
-    await attach(tx, message, attachment_ids or [])
+    await attach(tx, message, input.attachment_ids or [])
     await schedule_preview(tx, message)
     return message
 
@@ -125,7 +123,7 @@ async def _own_message(ctx: Ctx, tx: Tx, ident: object) -> Message:
 
 
 @mutation
-async def edit_message(ctx: Ctx, tx: Tx, input: Annotated[Message, EditMessageInput]) -> Message:
+async def edit_message(ctx: Ctx, tx: Tx, input: EditMessageInput) -> Message:
     """Change a message's text (author only)."""
     message = await _own_message(ctx, tx, input.id)
     message.body = input.body

@@ -8,8 +8,7 @@ commits first wins and the other sees its outcome.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated
+from datetime import datetime, timedelta
 
 import strawberry
 from sqlmodel import select
@@ -28,14 +27,13 @@ from app.schema.models.scheduled_message import ScheduledMessage, ScheduledStatu
 
 MAX_AHEAD = timedelta(days=30)
 
-ScheduleMessageInput = Input(
-    "ScheduleMessageInput",
-    "channel_id",
-    "body",
-    "send_at",
-    description="A message to send to a channel later: `sendAt` in the future, at most "
-    "30 days ahead.",
-)
+
+class ScheduleMessageInput(Input, model=ScheduledMessage):
+    """A message to send to a channel later: `sendAt` in the future, at most 30 days ahead."""
+
+    channel_id: int
+    body: str
+    send_at: datetime
 
 
 @query
@@ -63,9 +61,7 @@ async def scheduled_messages(
 
 
 @mutation
-async def schedule_message(
-    ctx: Ctx, tx: Tx, input: Annotated[ScheduledMessage, ScheduleMessageInput]
-) -> ScheduledMessage:
+async def schedule_message(ctx: Ctx, tx: Tx, input: ScheduleMessageInput) -> ScheduledMessage:
     """Send a message to a channel at `sendAt` (in the future, at most 30 days ahead)."""
     now = utcnow()
     if input.send_at <= now:

@@ -21,7 +21,7 @@ from strawberry.types.field import StrawberryField
 
 from app.context import Ctx
 from app.pagination import Connection
-from app.schema.inputs import Input, camel, input_spec, validate_input
+from app.schema.inputs import Input, camel, graphql_input, validate_input
 from app.schema.types import computed_fields, graphql_type
 from app.tx import Tx
 
@@ -192,27 +192,19 @@ def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
     ]
     ctx_name = tx_name = None
     docs = argument_docs(fn)
-    inputs: dict[str, tuple[type[SQLModel], Input]] = {}
-    extras: dict[str, str] = {}  # extra input field -> its input parameter
-    for param in inspect.signature(fn).parameters.values():
-        spec = input_spec(hints[param.name])
-        if spec is not None:
-            extras.update(dict.fromkeys(spec[1].extras, param.name))
+    inputs: dict[str, type[Input]] = {}
     for param in inspect.signature(fn).parameters.values():
         hint = hints[param.name]
-        if param.name in extras:
-            continue
         if hint is Ctx:
             ctx_name = param.name
             continue
         if hint is Tx:
             tx_name = param.name
             continue
-        spec = input_spec(hint)
         annotation: Any
-        if spec is not None:
-            inputs[param.name] = spec
-            annotation = spec[1].types_for(spec[0])[0]
+        if isinstance(hint, type) and issubclass(hint, Input):
+            inputs[param.name] = hint
+            annotation = graphql_input(hint)
         else:
             annotation = map_annotation(hint)
         text = docs.get(param.name) or ARGUMENT_DOCS.get(param.name)
@@ -235,10 +227,8 @@ def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
 
     async def resolve(info: strawberry.Info, **kwargs: Any) -> Any:
         ctx: Ctx = info.context
-        for extra, holder in extras.items():
-            kwargs[extra] = getattr(kwargs[holder], extra, None)
-        for name, (model, spec) in inputs.items():
-            kwargs[name] = validate_input(model, spec, kwargs[name], camel(name))
+        for name, declared in inputs.items():
+            kwargs[name] = validate_input(declared, kwargs[name], camel(name))
 
         async def call(tx: Tx | None) -> Any:
             if tx_name is not None:
@@ -249,8 +239,8 @@ def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
 
     async def subscribe(info: strawberry.Info, **kwargs: Any) -> AsyncIterator[Any]:
         ctx: Ctx = info.context
-        for name, (model, spec) in inputs.items():
-            kwargs[name] = validate_input(model, spec, kwargs[name], camel(name))
+        for name, declared in inputs.items():
+            kwargs[name] = validate_input(declared, kwargs[name], camel(name))
         if not operation.public:
             ctx.require_viewer()
         release = (
