@@ -14,10 +14,11 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app import tenancy
 from app.database import Database
+from app.db_errors import is_retryable
 from app.errors import Conflict
 from app.live import changelog
 from app.live.capture import CAPTURE_KEY, take_changes
@@ -27,23 +28,8 @@ from app.tx import Tx
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 BACKOFF_BASE_S = 0.01
 BACKOFF_MAX_S = 0.5
-
-
-def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, IntegrityError):
-        return False
-    if isinstance(exc, OperationalError):
-        text = str(exc.orig).lower()
-        if "database is locked" in text or "database is busy" in text:
-            return True
-    if isinstance(exc, DBAPIError):
-        orig = exc.orig
-        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-        return code in RETRYABLE_SQLSTATES
-    return False
 
 
 async def transact(

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
+from sqlalchemy import Column, PrimaryKeyConstraint, UniqueConstraint, and_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from app.dataloaders.loaders import pk_name
+from app.db_errors import is_unique_violation
+from app.errors import AppError
 from app.ids import ModelT, found, parse_id
 from app.live import capture
+
+# ``Tx.insert``'s answer to a unique value already taken: raise this error, or answer
+# with the row that holds the value.
+OnConflict = AppError | Literal["return_existing"]
 
 
 class Tx:
@@ -75,6 +83,38 @@ class Tx:
     async def flush(self) -> None:
         await self.session.flush()
 
+    async def insert(self, row: ModelT, *, on_conflict: OnConflict | None = None) -> ModelT:
+        """Insert ``row`` now (it has its id after); answer with it, or as ``on_conflict``
+        says when a unique value of ``row`` is already taken.
+
+        With ``on_conflict``, the insert runs in a savepoint: on a taken value only the
+        insert is undone (and its captured change), and the transaction goes on. With an
+        error such as ``Conflict("...")``, that error is raised; with
+        ``"return_existing"``, the row holding the value is returned instead of ``row``
+        (an idempotent retry). Any other integrity error, or any without ``on_conflict``,
+        propagates and undoes the whole transaction.
+        """
+        if on_conflict is None:
+            await self._add_now(row)
+            return row
+        try:
+            await self.nested(lambda: self._add_now(row))
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):
+                raise
+            if isinstance(on_conflict, AppError):
+                raise on_conflict from exc
+            for statement in _holders(row):
+                existing: ModelT | None = await self.first(statement)
+                if existing is not None:
+                    return existing
+            raise
+        return row
+
+    async def _add_now(self, row: SQLModel) -> None:
+        self.add(row)
+        await self.flush()
+
     async def nested(self, body: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``body`` in a savepoint: a failure rolls back only what it did."""
         point = capture.mark(self.session.sync_session)
@@ -85,3 +125,24 @@ class Tx:
             # Rows the savepoint wrote are gone: so must be their captured changes.
             capture.rollback_to(self.session.sync_session, point)
             raise
+
+
+def _holders(row: SQLModel) -> Iterator[SelectOfScalar[Any]]:
+    """For each unique key of ``row``'s table that ``row`` has values for, a statement
+    finding the row that holds them (NULL never conflicts, so it finds none)."""
+    model = type(row)
+    table = model.__table__  # type: ignore[attr-defined]
+    keys: list[list[Column[Any]]] = [
+        list(constraint.columns)
+        for constraint in table.constraints
+        if isinstance(constraint, UniqueConstraint | PrimaryKeyConstraint)
+    ]
+    keys += [list(index.columns) for index in table.indexes if index.unique]
+    for columns in keys:
+        values = [getattr(row, column.key) for column in columns]
+        if columns and all(value is not None for value in values):
+            conditions = [
+                getattr(model, column.key) == value
+                for column, value in zip(columns, values, strict=True)
+            ]
+            yield select(model).where(and_(*conditions))

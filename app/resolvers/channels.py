@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import strawberry
-from sqlalchemy.exc import IntegrityError
 
 from app.errors import Conflict
 from app.pagination import Connection
@@ -34,16 +33,6 @@ class CreateChannelInput(Input, model=Channel):
 @mutation
 async def create_channel(ctx: Ctx, tx: Tx, input: CreateChannelInput) -> Channel:
     """Create a channel; its name is unique in the workspace."""
-    channel = Channel(name=input.name.strip())
-    try:
-        await tx.nested(lambda: _insert(tx, channel))
-    except IntegrityError as exc:
-        raise Conflict(
-            f"A channel named {channel.name!r} exists", fields=[{"path": "input.name"}]
-        ) from exc
-    return channel
-
-
-async def _insert(tx: Tx, channel: Channel) -> None:
-    tx.add(channel)
-    await tx.flush()
+    name = input.name.strip()
+    taken = Conflict(f"A channel named {name!r} exists", fields=[{"path": "input.name"}])
+    return await tx.insert(Channel(name=name), on_conflict=taken)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import strawberry
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 
 from app.columns import utcnow
 from app.errors import Forbidden
@@ -87,32 +85,12 @@ async def send_message(
         body=input.body,
         idempotency_key=input.idempotency_key,
     )
-    if input.idempotency_key is None:
-        tx.add(message)
+    # The unique (author, key) constraint catches a retry: it is answered with the first.
+    sent = await tx.insert(message, on_conflict="return_existing")
+    if sent is message:
         await attach(tx, message, input.attachment_ids or [])
         await schedule_preview(tx, message)
-        return message
-    try:
-        await tx.nested(lambda: _insert(tx, message))
-    except IntegrityError:
-        # The unique (author, key) constraint caught a retry: answer with the original.
-        first: Message | None = await tx.first(
-            select(Message).where(
-                Message.author_id == author_id,
-                Message.idempotency_key == input.idempotency_key,
-            )
-        )
-        if first is None:
-            raise
-        return first
-    await attach(tx, message, input.attachment_ids or [])
-    await schedule_preview(tx, message)
-    return message
-
-
-async def _insert(tx: Tx, message: Message) -> None:
-    tx.add(message)
-    await tx.flush()
+    return sent
 
 
 async def _own_message(ctx: Ctx, tx: Tx, ident: object) -> Message:
