@@ -90,6 +90,8 @@ def computed(
     """
 
     def mark(fn: OperationFn) -> OperationFn:
+        require_async(fn, "computed field")
+
         def make_field() -> Any:
             # Made when the type is generated: the return type may be a table whose own
             # type does not exist yet when the function is defined.
@@ -181,28 +183,59 @@ def summary(fn: Callable[..., Any]) -> str | None:
     return doc.partition("Args:")[0].strip() or None if doc else None
 
 
-def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
-    """A Strawberry field calling ``fn`` with the context, transaction and checked inputs."""
-    operation: Operation = getattr(fn, MARK)
-    hints = typing.get_type_hints(fn, include_extras=True)
-    parameters = [
-        inspect.Parameter(
-            "info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=strawberry.Info
+@dataclass
+class Signature:
+    """What each parameter of an operation is, decided by its type: the context (a
+    ``Ctx``, or a subclass), the transaction (a ``Tx``), or a GraphQL argument (an
+    ``Input`` declaration among them)."""
+
+    ctx: str
+    ctx_type: type[Ctx]
+    tx: str | None
+    inputs: dict[str, type[Input]]
+    # The GraphQL arguments, annotated and documented for Strawberry, and the result.
+    arguments: list[inspect.Parameter]
+    returns: Any
+
+
+def require_async(fn: Callable[..., Any], kind: str) -> None:
+    """Every operation awaits the database: a plain ``def`` fails here, not per call."""
+    name = fn.__qualname__
+    if kind == "subscription":
+        if not inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"subscription {name} must be an async generator: "
+                f"`async def {fn.__name__}(...)` that yields its events"
+            )
+    elif not inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"{kind} {name} must be a coroutine function: write `async def {fn.__name__}(...)`"
+            " and return its result (await what it reads)"
         )
-    ]
-    ctx_name = tx_name = None
+
+
+def signature(fn: Callable[..., Any], kind: str) -> Signature:
+    require_async(fn, kind)
+    hints = typing.get_type_hints(fn, include_extras=True)
+    if "return" not in hints:
+        raise TypeError(f"{fn.__qualname__}: annotate what it returns")
     docs = argument_docs(fn)
+    ctx: tuple[str, type[Ctx]] | None = None
+    tx: str | None = None
     inputs: dict[str, type[Input]] = {}
+    arguments: list[inspect.Parameter] = []
     for param in inspect.signature(fn).parameters.values():
+        if param.name not in hints:
+            raise TypeError(f"{fn.__qualname__}: parameter {param.name!r} has no annotation")
         hint = hints[param.name]
-        if hint is Ctx:
-            ctx_name = param.name
+        if _is_subclass(hint, Ctx):
+            ctx = (param.name, hint)
             continue
-        if hint is Tx:
-            tx_name = param.name
+        if _is_subclass(hint, Tx):
+            tx = param.name
             continue
         annotation: Any
-        if isinstance(hint, type) and issubclass(hint, Input):
+        if _is_subclass(hint, Input):
             inputs[param.name] = hint
             annotation = graphql_input(hint)
         else:
@@ -210,7 +243,7 @@ def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
         text = docs.get(param.name) or ARGUMENT_DOCS.get(param.name)
         if text is not None and typing.get_origin(annotation) is not Annotated:
             annotation = Annotated[annotation, strawberry.argument(description=text)]
-        parameters.append(
+        arguments.append(
             inspect.Parameter(
                 param.name,
                 inspect.Parameter.KEYWORD_ONLY,
@@ -218,15 +251,25 @@ def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
                 annotation=annotation,
             )
         )
-    if ctx_name is None:
+    if ctx is None:
         raise TypeError(f"{fn.__qualname__} must take a `Ctx` parameter")
-    if operation.kind != "mutation" and tx_name is not None:
-        raise TypeError(f"{operation.kind} {fn.__qualname__} cannot take a transaction")
-    if (operation.kind == "subscription") != inspect.isasyncgenfunction(fn):
-        raise TypeError(f"{fn.__qualname__}: only a subscription is an async generator")
+    if kind != "mutation" and tx is not None:
+        raise TypeError(f"{kind} {fn.__qualname__} cannot take a transaction")
+    return Signature(ctx[0], ctx[1], tx, inputs, arguments, map_annotation(hints["return"]))
+
+
+def _is_subclass(hint: Any, base: type) -> bool:
+    return isinstance(hint, type) and issubclass(hint, base)
+
+
+def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
+    """A Strawberry field calling ``fn`` with the context, transaction and checked inputs."""
+    operation: Operation = getattr(fn, MARK)
+    sig = signature(fn, operation.kind)
+    ctx_name, tx_name, inputs = sig.ctx, sig.tx, sig.inputs
 
     async def resolve(info: strawberry.Info, **kwargs: Any) -> Any:
-        ctx: Ctx = info.context
+        ctx = _context(info, sig.ctx_type, fn)
         for name, declared in inputs.items():
             kwargs[name] = validate_input(declared, kwargs[name], camel(name))
 
@@ -238,7 +281,7 @@ def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
         return await _run(ctx, operation, call, needs_tx=tx_name is not None)
 
     async def subscribe(info: strawberry.Info, **kwargs: Any) -> AsyncIterator[Any]:
-        ctx: Ctx = info.context
+        ctx = _context(info, sig.ctx_type, fn)
         for name, declared in inputs.items():
             kwargs[name] = validate_input(declared, kwargs[name], camel(name))
         if not operation.public:
@@ -258,13 +301,16 @@ def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
     if operation.kind == "subscription":
         resolve = subscribe  # type: ignore[assignment]
 
-    return_annotation = map_annotation(hints["return"])
+    parameters = [
+        inspect.Parameter(
+            "info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=strawberry.Info
+        ),
+        *sig.arguments,
+    ]
     resolve.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        parameters, return_annotation=return_annotation
+        parameters, return_annotation=sig.returns
     )
-    resolve.__annotations__ = {p.name: p.annotation for p in parameters} | {
-        "return": return_annotation
-    }
+    resolve.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": sig.returns}
     resolve.__name__ = fn.__name__
     resolve.__qualname__ = fn.__qualname__
     make = strawberry.subscription if operation.kind == "subscription" else strawberry.field
@@ -272,6 +318,15 @@ def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
         resolver=resolve,
         description=operation.description or summary(fn),
     )
+
+
+def _context(info: strawberry.Info, wanted: type[Ctx], fn: Callable[..., Any]) -> Ctx:
+    ctx = info.context
+    if not isinstance(ctx, wanted):
+        raise TypeError(
+            f"{fn.__qualname__} takes a {wanted.__name__}; this server made a {type(ctx).__name__}"
+        )
+    return ctx
 
 
 def _nothing() -> None:
