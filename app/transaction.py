@@ -4,6 +4,8 @@ It commits whole or rolls back whole. Row changes captured during the transactio
 appended to the change log inside it, so they exist if and only if it commits. A busy
 SQLite database or a PostgreSQL serialization failure / deadlock is retried a bounded
 number of times with jittered backoff, then reported as a structured CONFLICT error.
+A retry runs the whole body again in a fresh transaction: only database writes are
+undone, so side effects belong in actions scheduled with ``tx.schedule``.
 """
 
 from __future__ import annotations

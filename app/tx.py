@@ -44,6 +44,9 @@ class Tx:
     ) -> int:
         """Run an internal mutation or action later; the job commits with this transaction.
 
+        The place for side effects: a mutation's body may run again on a busy database,
+        but a job scheduled here is stored once, and only if the mutation commits.
+
         ``run_after`` is a delay (seconds or a timedelta), ``run_at`` an aware datetime;
         ``args`` are JSON values. Returns the job's id.
         """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,18 +15,23 @@ from typing import Any
 import orjson
 import pytest
 import pytest_asyncio
+import strawberry
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from app import database as database_module
+from app.context import Ctx
 from app.database import Database
 from app.errors import Conflict
+from app.jobs import ActionContext, ScheduledJob, action
 from app.live import changelog
 from app.live.capture import BulkWriteRefused
+from app.schema.api import mutation, query
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 from app.schema.models.workspace import Workspace
+from app.schema.operations import root_type
 from app.schema.registry import table_models
 from app.schema.sync import apply_sync
 from app.transaction import transact
@@ -284,6 +290,52 @@ async def test_serialization_failure_is_retried(server: Server, team: Team) -> N
 
     result, _ = await _run(server, team, flaky, retries=1)
     assert result == 2
+
+
+@action
+async def notify_later(ctx: ActionContext, *, note: str) -> None:
+    """A side effect outside the database: an action, scheduled by the mutation."""
+
+
+@pytest.mark.parametrize(
+    "busy",
+    [_locked, lambda: DBAPIError("UPDATE", {}, SerializationFailure("could not serialize"))],
+    ids=["sqlite-busy", "serialization-failure"],
+)
+async def test_a_mutation_body_runs_again_and_its_scheduled_job_is_stored_once(
+    server: Server, team: Team, busy: Any
+) -> None:
+    runs: list[str] = []
+    failures = [busy()]
+
+    @query
+    async def ping(ctx: Ctx) -> bool:
+        return True
+
+    @mutation
+    async def announce(ctx: Ctx, tx: Tx, note: str) -> int:
+        runs.append(note)
+        job_id = await tx.schedule(notify_later, run_after=3600, note=note)
+        if failures:
+            raise failures.pop()
+        return job_id
+
+    schema = strawberry.Schema(
+        query=root_type("Query", [ping], "Reads."),
+        mutation=root_type("Mutation", [announce], "Writes."),
+    )
+    ctx = Ctx(server.services, server.services.tokens.decode(team.token))
+    note = f"note-{uuid.uuid4().hex}"
+    result = await schema.execute(
+        "mutation($n: String!) { announce(note: $n) }", {"n": note}, context_value=ctx
+    )
+    assert result.errors is None and result.data is not None
+    assert runs == [note, note]  # the whole body, again from the start
+    async with server.services.db.read_engine.connect() as conn:
+        stored = list(
+            await conn.scalars(select(ScheduledJob.id).where(col(ScheduledJob.args).contains(note)))
+        )
+    assert stored == [result.data["announce"]]
 
 
 async def test_busy_database_after_all_retries_is_conflict(server: Server, team: Team) -> None:

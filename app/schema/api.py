@@ -22,6 +22,21 @@ raises reaches the client as a coded error. An ``Input`` class names model field
 their types: it generates a GraphQL input type and validates what arrives with the
 model's own constraints (``app.schema.inputs``).
 
+A mutation's reads go through its transaction too: ``ctx.get``, ``ctx.fetch``,
+``ctx.page`` and ``ctx.search`` see what it wrote, with its locks and tenant scope.
+``tx.insert(row, on_conflict=Conflict("..."))`` raises a coded error when a unique value
+is taken, and ``on_conflict="return_existing"`` answers with the row holding it (an
+idempotent retry); either way only the insert is undone and the mutation goes on.
+
+The body of a mutation may run more than once. When the database is busy (SQLite) or
+cannot serialize the transaction (PostgreSQL), its writes are rolled back and the whole
+body runs again from the start, up to ``TRANSACTION_RETRIES`` times (then CONFLICT,
+``retryable``). Only its database writes are undone: a side effect outside the database
+(an e-mail, an HTTP call, anything kept in memory) would happen once per attempt. Such
+work belongs in an action (``app.jobs``): ``await tx.schedule(send_mail, run_after=0,
+...)`` stores the job in the same transaction, so it exists once if the mutation commits
+and not at all if it does not.
+
 Where things live: ``app.schema.operations`` (the markers, and the fields that call
 them), ``app.schema.inputs`` (input declarations), ``app.context`` (``Ctx``), ``app.tx``
 (``Tx``), ``app.transaction`` (commit and retry), ``app.services`` (process-wide
