@@ -19,7 +19,7 @@ from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from app import pagination, tenancy
+from app import pagination, tenancy, transaction
 from app.auth import TokenService, Viewer
 from app.dataloaders.loaders import Loaders, recorded, require_tracked, table_name
 from app.dataloaders.recording import READS_KEY
@@ -35,7 +35,6 @@ from app.search import statement as search_statement
 from app.search import terms as search_terms
 from app.services import Services
 from app.settings import Settings
-from app.transaction import transact
 from app.tx import Tx
 from app.uncancelled import uncancelled
 
@@ -259,7 +258,7 @@ class Ctx:
 
         async def write() -> tuple[T, ChangeBatch | None]:
             async with services.drain.track():
-                result, batch = await transact(
+                result, batch = await transaction.transact(
                     services.db,
                     attempt,
                     workspace_id=workspace,
