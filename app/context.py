@@ -101,7 +101,7 @@ class Ctx:
         return self._session
 
     async def rows(self, statement: SelectOfScalar[Any]) -> Sequence[Any]:
-        """Run one SELECT on this execution's snapshot (to its end, even if cancelled)."""
+        """Run one SELECT on this execution's session (to its end, even if cancelled)."""
         async with self._lock:
             return await uncancelled(self._rows(statement))
 

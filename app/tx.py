@@ -132,7 +132,7 @@ class Tx:
 
 def _holders(row: SQLModel) -> Iterator[SelectOfScalar[Any]]:
     """For each unique key of ``row``'s table that ``row`` has values for, a statement
-    finding the row that holds them (NULL never conflicts, so it finds none)."""
+    finding the row that holds them (a key with a NULL in it never conflicts)."""
     model = type(row)
     table = model.__table__  # type: ignore[attr-defined]
     keys: list[list[Column[Any]]] = [
