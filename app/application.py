@@ -13,9 +13,9 @@ from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
 from app.domain import DomainConfig
-from app.jobs.functions import Functions
-from app.jobs.table import ScheduledJob
 from app.live.changelog import ChangeClock, ChangeLogEntry
+from app.scheduled.functions import Functions
+from app.scheduled.table import ScheduledJob
 from app.schema.build import build_schema
 from app.schema.checks import check_resolvers, check_tables
 from app.schema.live import LiveSchema

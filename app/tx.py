@@ -50,13 +50,13 @@ class Tx:
         ``run_after`` is a delay (seconds or a timedelta), ``run_at`` an aware datetime;
         ``args`` are JSON values. Returns the job's id.
         """
-        from app.jobs import store
+        from app.scheduled import store
 
         return await store.schedule(self, fn, run_after=run_after, run_at=run_at, args=args)
 
     async def cancel_scheduled(self, job_id: int) -> bool:
         """Cancel a job that has not started yet; False if it already started or ended."""
-        from app.jobs import store
+        from app.scheduled import store
 
         return await store.cancel(self, job_id)
 

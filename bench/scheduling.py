@@ -39,8 +39,8 @@ from app.application import Application
 from app.chat import CHAT
 from app.columns import utcnow
 from app.jobs import JobContext, JobStatus, ScheduledJob, internal_mutation
-from app.jobs.functions import Functions
 from app.jobs.runner import Runner, RunnerConfig
+from app.scheduled.functions import Functions
 from app.schema.models.workspace import Workspace
 from app.server import start_services, stop_services
 from app.settings import Settings

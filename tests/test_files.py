@@ -309,8 +309,8 @@ async def test_file_housekeeping_is_a_cron_action_every_five_minutes(
     sqlite_server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.jobs import ActionContext
-    from app.jobs.table import JobKind
     from app.resolvers.housekeeping import prune_expired_files
+    from app.scheduled.table import JobKind
 
     crons = sqlite_server.services.application.functions.crons()
     (job,) = [j for j in crons if j.function.fn is prune_expired_files]

@@ -24,8 +24,8 @@ from app.application import Application
 from app.chat import CHAT
 from app.errors import NotFound
 from app.jobs import ActionContext, JobContext, JobStatus, ScheduledJob, action, internal_mutation
-from app.jobs.functions import Functions, cron
 from app.jobs.runner import Runner, RunnerConfig
+from app.scheduled.functions import Functions, cron
 from app.schema.models.workspace import Workspace
 from app.server import start_services, stop_services
 from app.services import Services

@@ -1,7 +1,7 @@
 """Scheduled functions, actions and cron jobs: the platform's time and side-effect tools.
 
 ``tx.schedule(fn, run_after=... | run_at=..., **args)`` stores a job in the caller's
-transaction; the runner (``app.jobs.runner``) runs it when due. See ``functions`` for
+transaction; the runner (``app.jobs.runner``) runs it when due. See ``app.scheduled.functions`` for
 the decorators and ``runner`` for the delivery guarantees.
 
 Why not a job library: scheduling must be atomic with the caller's own transaction on
@@ -15,8 +15,8 @@ cron expressions are croniter's.
 """
 
 from app.jobs.context import ActionContext, JobContext, Reader
-from app.jobs.functions import action, cron, internal_mutation, internal_query
-from app.jobs.table import JobStatus, ScheduledJob
+from app.scheduled.functions import action, cron, internal_mutation, internal_query
+from app.scheduled.table import JobStatus, ScheduledJob
 
 __all__ = [
     "ActionContext",

@@ -12,8 +12,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 from app import tenancy
 from app.dataloaders.loaders import pk_name
 from app.ids import parse_id
-from app.jobs.functions import function_of
-from app.jobs.table import JobKind
+from app.scheduled.functions import function_of
+from app.scheduled.table import JobKind
 from app.services import Services
 from app.settings import Settings
 from app.tx import Tx

@@ -43,8 +43,8 @@ from app import tenancy
 from app.columns import utcnow
 from app.errors import AppError
 from app.jobs.context import ActionContext, JobContext
-from app.jobs.functions import CronJob, Functions, JobFunction, UnknownFunction
-from app.jobs.table import JobKind, JobStatus, ScheduledJob
+from app.scheduled.functions import CronJob, Functions, JobFunction, UnknownFunction
+from app.scheduled.table import JobKind, JobStatus, ScheduledJob
 from app.services import Services
 from app.settings import Settings
 from app.transaction import transact

@@ -27,7 +27,7 @@ from typing import Any, TypeVar, overload
 
 from croniter import croniter
 
-from app.jobs.table import JobKind
+from app.scheduled.table import JobKind
 
 Fn = TypeVar("Fn", bound=Callable[..., Awaitable[Any]])
 MARK = "__livegraph_job__"

@@ -15,8 +15,8 @@ import orjson
 from sqlmodel import select
 
 from app.columns import utcnow
-from app.jobs.functions import function_of
-from app.jobs.table import JobStatus, ScheduledJob
+from app.scheduled.functions import function_of
+from app.scheduled.table import JobStatus, ScheduledJob
 from app.tenancy import TENANT_KEY
 
 if TYPE_CHECKING:
