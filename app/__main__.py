@@ -78,8 +78,8 @@ def _export_schema(args: argparse.Namespace) -> int:
 def _db_sync(args: argparse.Namespace) -> int:
     from app.application import Application
     from app.database import Database
+    from app.database.sync import DestructiveChangeRefused, apply_sync, plan_sync
     from app.live import changelog
-    from app.schema.sync import DestructiveChangeRefused, apply_sync, plan_sync
 
     metadata = Application.build(load_domain(args.domain)).metadata
     settings = Settings.from_env()

@@ -28,6 +28,7 @@ from app.application import Application
 from app.auth import TokenService, Viewer
 from app.context import Ctx
 from app.database import Database
+from app.database.sync import apply_sync
 from app.domain import DomainConfig
 from app.errors import BAD_USER_INPUT
 from app.jobs.runner import Runner, RunnerConfig
@@ -36,7 +37,6 @@ from app.live.cohort import Cohort
 from app.live.engine import LiveEngine
 from app.live.readset import ReadSet
 from app.ratelimit import HttpLimit, RateLimits, rate_limited_response, with_rate_limit_headers
-from app.schema.sync import apply_sync
 from app.services import Services
 from app.settings import Settings
 from app.shutdown import Drain, Sockets

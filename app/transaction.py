@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app import tenancy
 from app.database import Database
-from app.db_errors import is_retryable
+from app.database.errors import is_retryable
 from app.errors import Conflict
 from app.live import changelog
 from app.live.capture import CAPTURE_KEY, take_changes

@@ -12,8 +12,8 @@ from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from app.database.errors import is_unique_violation
 from app.dataloaders.loaders import pk_name
-from app.db_errors import is_unique_violation
 from app.errors import AppError
 from app.ids import ModelT, found, parse_id
 from app.live import capture

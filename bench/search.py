@@ -38,15 +38,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from stats import ms_fields
 
 from app import tenancy
+from app.database.sessions import AppSession
+from app.database.sync import apply_sync
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 from app.schema.models.user import User
 from app.schema.models.workspace import Workspace
 from app.schema.registry import table_models
-from app.schema.sync import apply_sync
 from app.search.statement import search_statement
 from app.search.terms import parse
-from app.sessions import AppSession
 
 KINDS = ("search", "search prefix", "like")
 COLUMNS = [

@@ -23,7 +23,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.schema.sync import (
+from app.database.sync import (
     DestructiveChangeRefused,
     SyncPlan,
     apply_sync,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from app.schema.sync import SEARCH_INDEX, apply_sync, plan_sync
+from app.database.sync import SEARCH_INDEX, apply_sync, plan_sync
 from app.search.statement import search_statement
 from app.search.terms import parse
 

@@ -23,6 +23,7 @@ from sqlmodel import SQLModel, col
 from app import database as database_module
 from app.context import Ctx
 from app.database import Database
+from app.database.sync import apply_sync
 from app.errors import Conflict
 from app.jobs import ActionContext, ScheduledJob, action
 from app.live import changelog
@@ -33,7 +34,6 @@ from app.schema.models.message import Message
 from app.schema.models.workspace import Workspace
 from app.schema.operations import root_type
 from app.schema.registry import table_models
-from app.schema.sync import apply_sync
 from app.transaction import transact
 from app.tx import Tx
 from tests.harness import GraphQLErrors, Server, User

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.sessions import AppSession
+from app.database.sessions import AppSession
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 READ_POOL_SIZE = 8
