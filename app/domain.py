@@ -24,6 +24,7 @@ from sqlmodel import SQLModel
 
 if TYPE_CHECKING:
     from app.auth import Viewer
+    from app.context import Ctx
     from app.services import Services
 
 
@@ -91,6 +92,9 @@ class DomainConfig:
     connection_hooks: Callable[[Services], ConnectionHooks] | None = None
     # Seeds demo data for ``serve --demo``; returns what to print (how to sign in).
     demo: Callable[[Services], Awaitable[str]] | None = None
+    # The execution context resolvers get: a subclass of ``Ctx`` with the domain's own
+    # helpers (``None``: ``Ctx``). Resolvers that take the subclass get this one.
+    context: type[Ctx] | None = None
 
     def require_files(self) -> type[Any]:
         if self.files is None:

@@ -79,9 +79,11 @@ async def start_services(
         application=application,
     )
     schema = application.schema
+    context = domain.context or Ctx
 
     async def execute(cohort: Cohort, viewer: Viewer, reads: ReadSet) -> ExecutionResult:
-        return await schema.execute_live(cohort, Ctx(services, viewer, reads=reads))
+        ctx = context(services, viewer, reads=reads)
+        return await schema.execute_live(cohort, ctx)
 
     live.bind(execute)
     await live.start()

@@ -94,7 +94,8 @@ class TransportContext:
             # Signed out everywhere since this connection authenticated: a WebSocket
             # runs nothing more with that token.
             viewer, auth_error = None, Unauthenticated("Token revoked")
-        return Ctx(
+        context = self.services.domain.context or Ctx
+        return context(
             self.services,
             viewer,
             request_id=self.request_id,
