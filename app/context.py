@@ -217,6 +217,9 @@ class Ctx:
         in commit order: replayed from the change log after the cursor ``after``, then
         live. For a subscription: this execution's read session is closed while it
         waits, and each event is read on a fresh snapshot."""
+        for column in where:
+            # Unchecked, a filter on a column that events do not carry matches nothing.
+            require_tracked(model, column)
         position = None if after is None else Position.parse(after)
         viewer = self.require_viewer()
         live = self.services.live

@@ -55,6 +55,7 @@ from starlette.routing import WebSocketRoute
 from app.chat import CHAT
 from app.context import Ctx
 from app.dataloaders.loaders import Loaders
+from app.domain import DomainConfig
 from app.live import cohort as cohorts
 from app.live import frames
 from app.live.connection import LiveConnection
@@ -165,8 +166,8 @@ async def soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
     only; the view and the open sockets hang off the app)."""
     apps: list[Starlette] = []
 
-    def create(settings: Settings, **options: Any) -> Starlette:
-        apps.append(create_app(CHAT, settings, **options))
+    def create(domain: DomainConfig, settings: Settings, **options: Any) -> Starlette:
+        apps.append(create_app(domain, settings, **options))
         return apps[-1]
 
     monkeypatch.setattr(harness, "create_app", create)
@@ -498,7 +499,7 @@ async def test_loaders_do_not_keep_their_execution_alive() -> None:
         async def rows(self, _statement: Any) -> list[Any]:
             return [Message(id=1, channel_id=1, author_id=1, body="m", workspace_id=1)]
 
-    table_models()  # every mapper, so that Message's relationships resolve
+    table_models(CHAT.models)  # every mapper, so that Message's relationships resolve
     execution = Execution()
     loaders = Loaders(execution.rows, ReadSet())
     execution.loaders = loaders  # type: ignore[attr-defined]  # as Ctx holds its own

@@ -18,9 +18,11 @@ import pytest_asyncio
 import strawberry
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import SQLModel, col
+from sqlmodel import col
 
 from app import database as database_module
+from app.application import Application
+from app.chat import CHAT
 from app.context import Ctx
 from app.database import Database
 from app.database.sync import apply_sync
@@ -33,7 +35,6 @@ from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 from app.schema.models.workspace import Workspace
 from app.schema.operations import root_type
-from app.schema.registry import table_models
 from app.transaction import transact
 from app.tx import Tx
 from tests.harness import GraphQLErrors, Server, User
@@ -420,8 +421,7 @@ async def test_sqlite_writer_waits_out_a_held_lock(
         tx.add(Channel(name="after-the-lock", workspace_id=workspace.id))
 
     try:
-        table_models()  # every model module imported: the sync creates all tables
-        await apply_sync(db.write_engine, SQLModel.metadata)
+        await apply_sync(db.write_engine, Application.build(CHAT).metadata)
         async with db.write_engine.begin() as conn:
             await changelog.ensure_clock(conn)
         with _writer_lock_held(str(path), 0.4) as taken:
