@@ -45,6 +45,7 @@ from strawberry.types.unset import UNSET
 from app.auth import Viewer, bearer
 from app.context import Ctx
 from app.errors import BAD_USER_INPUT, NOT_FOUND, AppError, Unauthenticated
+from app.live import patches
 from app.live.connection import LiveConnection
 from app.live.frames import encoded_next
 from app.schema.directive import live_request, operation_type
@@ -109,11 +110,17 @@ def malformed(message: object) -> str | None:
 
     Strawberry's handler expects the shape and crashes (an abnormal close) on a list,
     a string, a payload that is not an object or an id that is not a string; the
-    protocol's answer to all of these is close 4400.
+    protocol's answer to all of these is close 4400. So is ours to a ``connection_init``
+    that asks for live patches in a format not served.
     """
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         return "A message must be an object with a string type"
     kind = message["type"]
+    if kind == "connection_init" and isinstance(message.get("payload"), dict):
+        try:
+            patches.requested(message["payload"])
+        except patches.UnsupportedPatchFormat as exc:
+            return str(exc)
     if kind in ("subscribe", "complete") and not isinstance(message.get("id"), str):
         return "An operation id must be a string"
     if kind == "subscribe":
@@ -360,6 +367,15 @@ class GraphQLView(GraphQL[TransportContext, None]):
 
     async def on_ws_connect(self, context: TransportContext) -> None:
         params = context.connection_params or {}
+        try:
+            context.live_connection.patches = patches.requested(params)
+        except patches.UnsupportedPatchFormat as exc:
+            # The legacy protocol's refusal (graphql-transport-ws closed with 4400 before).
+            payload: dict[str, object] = {
+                "message": str(exc),
+                "extensions": {"code": BAD_USER_INPUT},
+            }
+            raise ConnectionRejectionError(payload) from exc
         authorization = params.get("authorization", params.get("Authorization"))
         if not authorization:
             return None  # anonymous: only public operations will answer

@@ -212,8 +212,10 @@ class WSClient:
         *,
         protocol: str = "graphql-transport-ws",
         receive_buffer: int | None = None,
+        params: dict[str, Any] | None = None,
     ) -> AsyncIterator[WSClient]:
-        """``receive_buffer`` pins a small kernel buffer: a client on a slow link."""
+        """``receive_buffer`` pins a small kernel buffer: a client on a slow link;
+        ``params`` go into ``connection_init`` beside the token."""
         options: dict[str, Any] = {}
         if receive_buffer is not None:
             raw = socket.socket()
@@ -223,6 +225,7 @@ class WSClient:
         async with websockets.connect(server.ws, subprotocols=[protocol], **options) as ws:  # type: ignore[list-item]
             client = cls(ws)
             payload = {"authorization": f"Bearer {user.token}"} if user else {}
+            payload.update(params or {})
             await client.send({"type": "connection_init", "payload": payload})
             ack = await client.receive()
             assert ack["type"] == "connection_ack", ack

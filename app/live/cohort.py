@@ -6,6 +6,8 @@ is queued or running fold into one more run. A result equal to the last is not s
 
 Each subscriber holds only a pointer to the newest result it has not sent: a slow
 consumer skips superseded results instead of queueing them, so memory stays bounded.
+A subscriber that takes patches is sent the patch from the result it was sent last, or,
+when it skipped one, the full result again (``app/live/patches.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from strawberry.types import ExecutionResult
 
@@ -186,8 +188,11 @@ class Cohort:
         self._late_since = None
         if outcome.fingerprint != self.fingerprint:
             self.fingerprint = outcome.fingerprint
-            frames.forget(self.result)
-            frames.remember(outcome.result)
+            previous = self.result
+            # The patch is made once here for all who take patches, and only if one does.
+            patched = any(subscriber.patches for subscriber in self.subscribers)
+            frames.remember(outcome.result, previous if patched else None)
+            frames.forget(previous)
             self.result = outcome.result
             self.seq += 1
             for subscriber in self.subscribers:
@@ -231,8 +236,13 @@ class Subscriber:
         notify: Callable[[], None],
         on_slow: Callable[[], None] | None = None,
         slow_after_s: float = 10.0,
+        patches: bool = False,
     ) -> None:
         self.cohort = cohort
+        self.patches = patches
+        # A patch subscriber's last result sent (its prepared serial) and its revision.
+        self._sent_serial: int | None = None
+        self._revision = 0
         self.viewer = viewer
         self._on_slow = on_slow
         self._slow_after_s = slow_after_s
@@ -311,7 +321,7 @@ class Subscriber:
                     continue
                 seq = self.cohort.seq
                 self.waiting_since = time.monotonic()
-                yield result
+                yield self._patched(result) if self.patches else result
                 # Resumed: the transport has sent the result.
                 self.waiting_since = None
                 self.sent_seq = seq
@@ -321,3 +331,21 @@ class Subscriber:
         finally:
             expiry.cancel()
             self.detach()
+
+    def _patched(self, result: ExecutionResult) -> ExecutionResult:
+        """The patch from the result this subscriber was sent last or, when it skipped
+        one (or was sent none), the full result at revision 1."""
+        prepared = frames.prepared(result)
+        if prepared is None:
+            # Errors, sent as they are. The cohort's next result has no patch from this
+            # one, so it goes in full.
+            return result
+        if prepared.base is not None and prepared.base == self._sent_serial:
+            self._revision += 1
+        else:
+            self._revision = 1
+        self._sent_serial = prepared.serial
+        delivery = frames.Delivery(prepared, self._revision)
+        # The transport puts ``data`` in the message payload as it is; the view's
+        # encoder writes out the payload that the delivery stands for.
+        return ExecutionResult(data=cast(dict[str, Any], delivery), errors=None)

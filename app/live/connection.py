@@ -27,6 +27,8 @@ class LiveConnection:
 
     def __init__(self, close: Callable[[int, str], Awaitable[None]] | None = None) -> None:
         self.subscribers: set[Subscriber] = set()
+        # The client asked for live results as patches (connection_init ``livePatch``).
+        self.patches = False
         # Subscriptions (events, signals): counted against the same per-connection bound.
         self.streams = 0
         self._changed = asyncio.Event()

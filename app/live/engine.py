@@ -274,6 +274,7 @@ class LiveEngine:
             notify,
             on_slow=connection.slow if connection is not None else None,
             slow_after_s=self.slow_consumer_timeout_s,
+            patches=connection is not None and connection.patches,
         )
         cohort.add(subscriber)
         self.admission.track(subscriber, connection)
