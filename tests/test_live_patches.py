@@ -130,7 +130,7 @@ async def test_a_format_not_served_is_refused_with_close_4400(
     async with websockets.connect(server.ws, subprotocols=[TRANSPORT_WS]) as socket:
         init = {"authorization": f"Bearer {alice.token}", "livePatch": value}
         await socket.send(orjson.dumps({"type": "connection_init", "payload": init}).decode())
-        await socket.wait_closed()
+        await asyncio.wait_for(socket.wait_closed(), 5)
     assert socket.close_code == 4400
     assert socket.close_reason == 'Unsupported livePatch: the only format served is "json-patch"'
 
