@@ -138,6 +138,8 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
       openPages.add(user.page);
       user.errors = [];
       user.page.on('pageerror', (error) => user.errors.push(String(error)));
+      user.frames = [];
+      user.page.on('websocket', (socket) => socket.on('framereceived', ({ payload }) => user.frames.push(String(payload))));
     }
   });
 
@@ -267,6 +269,15 @@ describe('the web example in a real browser', { timeout: 300_000 }, () => {
     await messageRows(bob.page, 'history new').waitFor();
     await bob.page.waitForFunction((n) => document.querySelectorAll('[data-testid="message"]').length === n, total + 1);
     assert.deepEqual(await bodies(), ['history new', ...expected]);
+    // The live page's update came as a JSON patch (the client asks with livePatch): one
+    // row added at the top and one removed at the bottom, not the page of 50 again.
+    const update = bob.frames.find((text) => text.includes('"patch"') && text.includes('history new'));
+    assert.ok(update, 'the new message came in a patch');
+    const rows = JSON.parse(update).payload.patch.filter(({ path }) => path.startsWith('/messages/edges/'));
+    assert.deepEqual(
+      rows.map(({ op, path }) => [op, path]),
+      [['add', '/messages/edges/0'], ['remove', '/messages/edges/50']],
+    );
     await shot(bob.page, '08-older-pages');
   });
 

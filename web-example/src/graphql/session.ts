@@ -6,6 +6,7 @@ import {
   type Operation,
   type SubscriptionForwarder,
 } from '@urql/core';
+import { applyLiveQueryJSONPatch } from '@n1ru4l/graphql-live-query-patch-json-patch';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
 import { graphqlHttpUrl, graphqlWsUrl } from './endpoint';
 import { isStreamed } from './live';
@@ -26,32 +27,46 @@ function authorization(token: string | null): Record<string, string> {
 }
 
 /**
- * Hands a streamed operation to graphql-ws. A live query's results are each a
- * full result; urql keeps a stream's earlier errors unless a later result says
- * `errors: []`, so every result after the first carries its (possibly empty) list.
- * `hasNext: true` marks a live query as still streaming, as it is.
+ * Hands a streamed operation to graphql-ws. The socket asks for live results as JSON
+ * patches (`livePatch` in `connection_init`): after the first, an update carries only
+ * what changed, and `applyLiveQueryJSONPatch` makes each a full result again
+ * (subscription results carry no revision and pass through it as they are).
+ * urql keeps a stream's earlier errors unless a later result says `errors: []`, so
+ * every result after the first carries its (possibly empty) list. `hasNext: true`
+ * marks a live query as still streaming, as it is.
  */
 function forwardTo(ws: WsClient): SubscriptionForwarder {
   return (request, operation) => ({
     subscribe(sink) {
-      let first = true;
-      const unsubscribe = ws.subscribe<Record<string, unknown>, Record<string, unknown>>(
-        { ...request, query: request.query ?? '' },
-        {
-          next(result) {
-            const next: ExecutionResult = {
+      const results = applyLiveQueryJSONPatch(
+        ws.iterate<Record<string, unknown>, Record<string, unknown>>({
+          ...request,
+          query: request.query ?? '',
+        }),
+      );
+      let stopped = false;
+      void (async () => {
+        let first = true;
+        try {
+          for await (const result of results) {
+            sink.next({
               ...result,
               ...(first ? {} : { errors: result.errors ?? [] }),
               ...(operation.kind === 'query' ? { hasNext: true } : {}),
-            } as ExecutionResult;
+            } as ExecutionResult);
             first = false;
-            sink.next(next);
-          },
-          error: (error) => sink.error(error),
-          complete: () => sink.complete(),
+          }
+          if (!stopped) sink.complete();
+        } catch (error) {
+          if (!stopped) sink.error(error);
+        }
+      })();
+      return {
+        unsubscribe() {
+          stopped = true;
+          void results.return();
         },
-      );
-      return { unsubscribe };
+      };
     },
   });
 }
@@ -67,7 +82,7 @@ export function createSession(token: string | null): Session {
   const ws = createWsClient({
     url: graphqlWsUrl(),
     lazy: true,
-    connectionParams: () => authorization(token),
+    connectionParams: () => ({ ...authorization(token), livePatch: 'json-patch' }),
     // A chat should come back by itself after a server restart or a network blip;
     // graphql-ws still gives up at once on fatal close codes (e.g. 4401, 4400).
     retryAttempts: Number.POSITIVE_INFINITY,
