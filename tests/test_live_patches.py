@@ -193,10 +193,13 @@ def ok(data: dict[str, Any]) -> ExecutionResult:
 
 
 def wire(result: ExecutionResult) -> dict[str, Any]:
-    """The payload the transport sends for a result the subscriber yields."""
+    """The payload the transport sends for a result the subscriber yields (made as
+    Strawberry's ``send_next`` makes it)."""
     message: dict[str, Any] = {"id": "1", "type": "next", "payload": {"data": result.data}}
     if result.errors:
         message["payload"]["errors"] = [e.formatted for e in result.errors]
+    if result.extensions:
+        message["payload"]["extensions"] = result.extensions
     encoded = frames.encoded_next(message)
     payload: dict[str, Any] = orjson.loads(encoded)["payload"] if encoded else message["payload"]
     return payload
@@ -236,16 +239,19 @@ async def test_a_reader_that_skipped_a_result_gets_the_newest_in_full_then_patch
         await script.cohort.stop()
 
 
-async def test_a_result_with_errors_goes_as_it_is_and_the_next_in_full() -> None:
+@pytest.mark.parametrize("data", [None, page("a", "partial")], ids=["no data", "partial data"])
+async def test_a_result_with_errors_goes_as_it_is_and_the_next_in_full(
+    data: dict[str, Any] | None,
+) -> None:
     script = ScriptedCohort(ok(page("a")))
     reader = script.subscribe()
     script.cohort.start()
     try:
         assert wire(await anext(reader))["revision"] == 1
         error = GraphQLError("Not found", extensions={"code": "NOT_FOUND"})
-        await script.run(ExecutionResult(data=None, errors=[error]))
+        await script.run(ExecutionResult(data=data, errors=[error]))
         failed = wire(await anext(reader))
-        assert "revision" not in failed and failed["data"] is None
+        assert set(failed) == {"data", "errors", "extensions"} and failed["data"] == data
         assert failed["errors"][0]["extensions"] == {"code": "NOT_FOUND"}
         await script.run(ok(page("b")))
         assert wire(await anext(reader)) == {
