@@ -40,6 +40,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage
 from strawberry.types.unset import UNSET
 
 from app.auth import Viewer, bearer
@@ -167,6 +168,20 @@ class CheckedGraphQLWSHandler(BaseGraphQLWSHandler[TransportContext, None]):
     async def handle_message(self, message: Any) -> None:
         if isinstance(message, dict) and message.get("type") == "start":
             payload = message.get("payload")
+            if isinstance(payload, dict) and not isinstance(payload.get("variables") or {}, dict):
+                # Strawberry hands any JSON value on as the variables; the protocol's
+                # answer to a bad start is an error for that operation.
+                await self.send_message(
+                    ErrorMessage(
+                        type="error",
+                        id=str(message.get("id")),
+                        payload={
+                            "message": "Variables must be an object",
+                            "extensions": {"code": BAD_USER_INPUT},
+                        },
+                    )
+                )
+                return
             await parse_ahead(payload.get("query") if isinstance(payload, dict) else None)
         await super().handle_message(message)
 

@@ -1283,3 +1283,20 @@ async def test_completing_an_operation_as_it_finishes_logs_no_error(
             pass
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors
+
+
+@pytest.mark.parametrize("variables", [[1, 2], "v", 3, True])
+async def test_legacy_graphql_ws_variables_that_are_no_object_are_bad_user_input(
+    sqlite_server: Server, variables: Any
+) -> None:
+    user = await sqlite_server.sign_up("legacy-variables")
+    query = "query($t: Int) @live(throttle: $t) { __typename }"
+    async with WSClient.connect(sqlite_server, user, protocol=LEGACY_PROTOCOL) as client:
+        payload = {"query": query, "variables": variables}
+        await client.send({"id": "1", "type": "start", "payload": payload})
+        message = await client.receive_for("1")
+        assert message["type"] == "error", message
+        assert message["payload"]["extensions"]["code"] == "BAD_USER_INPUT"
+        # The connection still serves.
+        await client.send({"id": "2", "type": "start", "payload": {"query": "{ __typename }"}})
+        assert (await client.receive_for("2"))["type"] == "data"
