@@ -56,6 +56,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        ws=settings.ws_implementation,
+        ws_per_message_deflate=settings.ws_permessage_deflate,
         ws_max_size=settings.max_body_bytes,
         timeout_graceful_shutdown=15,
     )

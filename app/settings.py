@@ -16,6 +16,10 @@ from typing import Any
 DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))
 
 
+# uvicorn's WebSocket protocols that run this application (``uvicorn --ws``).
+WS_IMPLEMENTATIONS = ("websockets", "websockets-sansio", "wsproto")
+
+
 class SettingsError(RuntimeError):
     """The environment does not describe a runnable server (e.g. production without a key)."""
 
@@ -35,6 +39,13 @@ def _int(name: str, default: int) -> int:
 def _float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return default if value is None or value == "" else float(value)
+
+
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(name) or default
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
 
 
 def _list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -137,6 +148,9 @@ class Settings:
     typing_ttl_s: float = 5.0
     rate_limit_typing: str = "60/minute"
     presence_ttl_s: float = 45.0
+    # WebSocket transport (uvicorn's ``--ws``), and whether to accept permessage-deflate.
+    ws_implementation: str = "websockets"
+    ws_permessage_deflate: bool = True
 
     @property
     def resolved_storage_url(self) -> str:
@@ -201,4 +215,6 @@ class Settings:
             typing_ttl_s=_float("TYPING_TTL_S", 5.0),
             rate_limit_typing=os.environ.get("RATE_LIMIT_TYPING", "60/minute"),
             presence_ttl_s=_float("PRESENCE_TTL_S", 45.0),
+            ws_implementation=_choice("WS_IMPLEMENTATION", WS_IMPLEMENTATIONS, "websockets"),
+            ws_permessage_deflate=_bool("WS_PERMESSAGE_DEFLATE", True),
         )
