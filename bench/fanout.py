@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, sizes: str, seed_messages:
     )
     parser.add_argument("--round-timeout", type=float, default=60.0)
     parser.add_argument("--ready-timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--deflate", action="store_true", help="subscribers offer permessage-deflate"
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -59,18 +62,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_one(name: str, size: int, args: argparse.Namespace, kind: str | None = None) -> common.Row:
+def run_one(
+    name: str,
+    size: int,
+    args: argparse.Namespace,
+    kind: str | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    label: str | None = None,
+) -> common.Row:
     """One fresh target, one loadgen run; a result row (with `error` on failure).
 
     ``kind`` overrides the target's own (``events``: every target gets an event
-    subscription)."""
-    common.log(f"{name} N={size} ...")
+    subscription); ``env`` and ``label`` run a variant of it under its own name."""
+    common.log(f"{label or name} N={size} ...")
     budget = 2 * args.ready_timeout + args.rounds * (args.round_timeout + 5) + 60
     options = [
         *common.flags(subscribers=size),
         *common.forward(args, "rounds", "seed_messages", "round_timeout", "ready_timeout"),
+        *(["--deflate"] if args.deflate else []),
     ]
-    row, result = common.measure(name, "fanout", options, budget, kind=kind)
+    row, result = common.measure(name, "fanout", options, budget, kind=kind, env=env, label=label)
     row["subscribers"] = size
     if result is None:
         return row

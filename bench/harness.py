@@ -123,6 +123,21 @@ def _ours(port: int, workdir: Path) -> TargetSpec:
     return TargetSpec("ours", "live", "python -m app serve (SQLite file)", argv, REPO_DIR, env)
 
 
+def _ours_on(server: str, argv: Sequence[str]) -> Callable[[int, Path], TargetSpec]:
+    """Ours served by another ASGI server (`peers/ours_asgi.py`), same environment."""
+
+    def spec(port: int, workdir: Path) -> TargetSpec:
+        executable = shutil.which(argv[0], path=str(Path(PYTHON).parent))
+        if executable is None:
+            raise TargetUnavailable(f"{argv[0]} is not installed (pip install {argv[0]})")
+        ours = _ours(port, workdir)
+        env = {**ours.env, "PYTHONPATH": os.pathsep.join([str(REPO_DIR), str(PEERS_DIR)])}
+        command = [executable, *(a.format(host=HOST, port=port) for a in argv[1:])]
+        return TargetSpec(f"ours-{server}", "live", f"ours on {server}", command, REPO_DIR, env)
+
+    return spec
+
+
 def _node(port: int, workdir: Path) -> TargetSpec:
     node = shutil.which("node")
     if node is None:
@@ -167,6 +182,26 @@ def _plain(port: int, workdir: Path) -> TargetSpec:
 
 TARGETS: dict[str, Callable[[int, Path], TargetSpec]] = {
     "ours": _ours,
+    # The same application on other ASGI servers (measured in bench/sockets.py).
+    "ours-granian": _ours_on(
+        "granian",
+        [
+            "granian",
+            "--interface",
+            "asgi",
+            "--loop",
+            "uvloop",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+            "--no-access-log",
+            "ours_asgi:app",
+        ],
+    ),
+    "ours-hypercorn": _ours_on(
+        "hypercorn", ["hypercorn", "--bind", "{host}:{port}", "ours_asgi:app"]
+    ),
     "node": _node,
     "python": _python,
     "floor": _floor,
@@ -237,11 +272,16 @@ class RunningTarget:
         return _tail(self.log_path)
 
     def usage(self) -> dict[str, float]:
-        """CPU seconds so far and resident memory now, in bytes."""
+        """CPU seconds so far and resident memory now, in bytes, of the target's process
+        and its children (granian serves from a worker process)."""
         try:
-            process = psutil.Process(self.process.pid)
-            cpu = process.cpu_times()
-            return {"cpu_s": cpu.user + cpu.system, "rss_bytes": float(process.memory_info().rss)}
+            root = psutil.Process(self.process.pid)
+            cpu_s, rss = 0.0, 0.0
+            for process in [root, *root.children(recursive=True)]:
+                cpu = process.cpu_times()
+                cpu_s += cpu.user + cpu.system
+                rss += process.memory_info().rss
+            return {"cpu_s": cpu_s, "rss_bytes": rss}
         except psutil.Error:
             return {"cpu_s": float("nan"), "rss_bytes": float("nan")}
 

@@ -475,6 +475,7 @@ class FanoutConfig:
     ready_timeout: float
     round_timeout: float
     settle: float
+    deflate: bool = False  # offer permessage-deflate, as browsers do
 
 
 async def run_round(
@@ -544,6 +545,7 @@ async def run_fanout(config: FanoutConfig) -> dict[str, Any]:
         config.concurrency,
         config.connect_timeout,
         config.ready_timeout,
+        deflate=config.deflate,
     )
     warm_up_writes = 0
     if config.kind == "events":
@@ -568,6 +570,7 @@ async def run_fanout(config: FanoutConfig) -> dict[str, Any]:
         "subscribers": config.subscribers,
         "rounds": config.rounds,
         "seed_messages": session.seeded,
+        "deflate": config.deflate,
         "latency_ms": {
             "from_response": summarize(from_response),
             "from_request": summarize(from_request),
@@ -616,6 +619,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ready-timeout", type=float, default=180.0)
     parser.add_argument("--round-timeout", type=float, default=60.0)
     parser.add_argument("--settle", type=float, default=0.5, help="idle seconds before a round")
+    parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
     parser.add_argument("--no-uvloop", action="store_true")
     parser.add_argument("--json-out", default="-", help="file for the JSON report; - = stdout")
     args = parser.parse_args(argv)

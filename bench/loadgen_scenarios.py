@@ -94,19 +94,24 @@ def executions_of(stats: dict[str, Any] | None) -> int | None:
 
 
 class ServerProbe:
-    """The target's CPU seconds and resident memory, read with psutil (if a pid is known)."""
+    """The target's CPU seconds and resident memory, read with psutil (if a pid is known),
+    its children's included (a server may serve from a worker process)."""
 
     def __init__(self, pid: int | None) -> None:
         self.process = psutil.Process(pid) if pid else None
 
+    def _tree(self) -> list[psutil.Process]:
+        return [] if self.process is None else [self.process, *self.process.children(True)]
+
     def cpu_s(self) -> float | None:
         if self.process is None:
             return None
-        times = self.process.cpu_times()
-        return times.user + times.system
+        return sum(t.user + t.system for t in (p.cpu_times() for p in self._tree()))
 
     def rss(self) -> int | None:
-        return None if self.process is None else int(self.process.memory_info().rss)
+        if self.process is None:
+            return None
+        return sum(int(p.memory_info().rss) for p in self._tree())
 
 
 async def set_up_channels(

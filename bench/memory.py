@@ -71,14 +71,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_one(name: str, mode: str, args: argparse.Namespace) -> list[common.Row]:
-    common.log(f"{name} {mode} ...")
+def run_one(
+    name: str,
+    mode: str,
+    args: argparse.Namespace,
+    *,
+    env: dict[str, str] | None = None,
+    label: str | None = None,
+) -> list[common.Row]:
+    """A fresh target, one loadgen run of `mode`: a row per size. ``env`` and ``label``
+    run a variant of the target under its own name."""
+    common.log(f"{label or name} {mode} ...")
     budget = args.ready_timeout * len(args.sizes) + 20 * args.settle + 180
     options = [
         *common.flags(mode=mode, sizes=",".join(map(str, args.sizes))),
         *common.forward(args, "seed_messages", "settle", "ready_timeout"),
     ]
-    row, result = common.measure(name, "memory", options, budget, server_pid=True)
+    row, result = common.measure(
+        name, "memory", options, budget, env=env, label=label, server_pid=True
+    )
     row["mode"] = mode
     if result is None:
         return [row]
