@@ -31,7 +31,9 @@ class LiveConnection:
         self.patches = False
         # Subscriptions (events, signals): counted against the same per-connection bound.
         self.streams = 0
-        self._changed = asyncio.Event()
+        # Made by the first read-your-writes wait: most connections never wait, and an
+        # Event costs its deque of waiters up front.
+        self._changed: asyncio.Event | None = None
         self._close = close
         self._closing: asyncio.Task[None] | None = None
 
@@ -52,11 +54,12 @@ class LiveConnection:
         self._closing.add_done_callback(lambda t: None if t.cancelled() else t.exception())
 
     def notify(self) -> None:
-        self._changed.set()
+        if self._changed is not None:
+            self._changed.set()
 
     def forget(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
-        self._changed.set()
+        self.notify()
 
     def pending(self, version: int) -> list[Subscriber]:
         return [s for s in self.subscribers if not (s.cohort.is_current(version) and s.caught_up)]
@@ -64,13 +67,14 @@ class LiveConnection:
     async def wait_caught_up(self, version: int, timeout: float) -> bool:
         """Until every live operation here has been sent a result at or past ``version``."""
         deadline = time.monotonic() + timeout
+        changed = self._changed = self._changed or asyncio.Event()
         while self.pending(version):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            self._changed.clear()
+            changed.clear()
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await asyncio.wait_for(changed.wait(), remaining)
             except TimeoutError:
                 return not self.pending(version)
         return True
