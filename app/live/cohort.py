@@ -25,6 +25,7 @@ from strawberry.types import ExecutionResult
 from app.auth import Scope, Viewer
 from app.live import frames
 from app.live.readset import ReadSet
+from app.live.wake import Wake
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ class Subscriber:
         self.sent_seq = 0
         self.state = SubscriberState.ACTIVE
         self._notify = notify
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         self._failed = False
         self.waiting_since: float | None = None
         self._on_detach: list[Callable[[Subscriber], None]] = []
