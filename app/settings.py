@@ -16,8 +16,10 @@ from typing import Any
 DATA_DIR = Path(os.environ.get("DATA_DIR", "data"))
 
 
-# uvicorn's WebSocket protocols that run this application (``uvicorn --ws``).
+# uvicorn's WebSocket protocols that run this application (``uvicorn --ws``). wsproto
+# holds the least per socket and fans out fastest at thousands of sockets (bench/sockets.py).
 WS_IMPLEMENTATIONS = ("websockets", "websockets-sansio", "wsproto")
+DEFAULT_WS_IMPLEMENTATION = "wsproto"
 
 
 class SettingsError(RuntimeError):
@@ -148,9 +150,10 @@ class Settings:
     typing_ttl_s: float = 5.0
     rate_limit_typing: str = "60/minute"
     presence_ttl_s: float = 45.0
-    # WebSocket transport (uvicorn's ``--ws``), and whether to accept permessage-deflate.
-    ws_implementation: str = "websockets"
-    ws_permessage_deflate: bool = True
+    # WebSocket transport (uvicorn's ``--ws``), and whether to accept permessage-deflate:
+    # off by default, since a compressor per socket costs more memory than the socket.
+    ws_implementation: str = DEFAULT_WS_IMPLEMENTATION
+    ws_permessage_deflate: bool = False
 
     @property
     def resolved_storage_url(self) -> str:
@@ -215,6 +218,8 @@ class Settings:
             typing_ttl_s=_float("TYPING_TTL_S", 5.0),
             rate_limit_typing=os.environ.get("RATE_LIMIT_TYPING", "60/minute"),
             presence_ttl_s=_float("PRESENCE_TTL_S", 45.0),
-            ws_implementation=_choice("WS_IMPLEMENTATION", WS_IMPLEMENTATIONS, "websockets"),
-            ws_permessage_deflate=_bool("WS_PERMESSAGE_DEFLATE", True),
+            ws_implementation=_choice(
+                "WS_IMPLEMENTATION", WS_IMPLEMENTATIONS, DEFAULT_WS_IMPLEMENTATION
+            ),
+            ws_permessage_deflate=_bool("WS_PERMESSAGE_DEFLATE", False),
         )

@@ -1,9 +1,10 @@
 """The floor: the cost of fan-out itself on this machine, with nothing else to do.
 
-A bare Starlette app on uvicorn (the same ASGI stack and WebSocket implementation as
-the Python servers) that accepts WebSockets at /graphql and, on `POST /trigger`, sends
-one prebuilt frame to every open socket. The frame is stored beforehand with
-`POST /frame` (its body is the frame), so no serialization happens on the timed path.
+A bare Starlette app on uvicorn (the same ASGI stack as the Python servers, with our
+server's WebSocket settings: `WS_IMPLEMENTATION`, `WS_PERMESSAGE_DEFLATE`) that accepts
+WebSockets at /graphql and, on `POST /trigger`, sends one prebuilt frame to every open
+socket. The frame is stored beforehand with `POST /frame` (its body is the frame), so
+no serialization happens on the timed path.
 `POST /trigger` answers first and fans out right after, as a server that publishes
 after its commit would. `GET /health` tells how long the last fan-out took to hand
 every frame to the sockets, server side: the loadgen reports it beside its own view.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from app.settings import DEFAULT_WS_IMPLEMENTATION
 
 MAX_FRAME_BYTES = 1 << 20
 
@@ -132,6 +136,8 @@ def main() -> None:
         log_level="warning",
         backlog=4096,
         timeout_graceful_shutdown=5,
+        ws=os.environ.get("WS_IMPLEMENTATION", DEFAULT_WS_IMPLEMENTATION),
+        ws_per_message_deflate=os.environ.get("WS_PERMESSAGE_DEFLATE", "0") == "1",
     )
 
 
