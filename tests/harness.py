@@ -175,8 +175,16 @@ async def running_server(
 ) -> AsyncIterator[Server]:
     app = create_app(domain, settings, **app_options)
     port = free_port()
+    # The WebSocket transport that ``python -m app serve`` would choose.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws_max_size=1 << 20
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws=settings.ws_implementation,
+        ws_per_message_deflate=settings.ws_permessage_deflate,
+        ws_max_size=1 << 20,
     )
     server = GracefulServer(config, app)
     task = asyncio.create_task(server.serve())
