@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +35,7 @@ from app.live import changelog
 from app.live.cohort import Cohort
 from app.live.engine import LiveEngine
 from app.live.readset import ReadSet
+from app.memory import full_collections, pin_malloc_thresholds, tune_collector
 from app.ratelimit import HttpLimit, RateLimits, rate_limited_response, with_rate_limit_headers
 from app.services import Services
 from app.settings import Settings
@@ -189,20 +189,15 @@ def create_app(
         if domain.files is not None:
             # Files whose upload never completed, or were detached, go at start-up too.
             await housekeeping.remove_expired_files(services)
-        # What start-up built lives as long as the process: keep it out of the cyclic
-        # collector's scans, so full collections stay short under many live queries.
-        gc.collect()
-        gc.freeze()
-        # Live subscriptions are many long-lived objects: a full collection walking all
-        # of them stalls every delivery. Young collections stay frequent; full ones,
-        # which find little in a server that holds no cycles on purpose, become rare.
-        gc.set_threshold(50_000, 20, 100)
+        pin_malloc_thresholds()
+        tune_collector()
         if demo and domain.demo is not None:
             sign_in = await domain.demo(services)
             url = public_url or "http://127.0.0.1:8000"
             print(f"\n  GraphiQL:   {url}/graphql\n{sign_in}", flush=True)
         try:
-            yield
+            async with full_collections():
+                yield
         finally:
             await stop_services(services)
             ref.set(None)

@@ -1,0 +1,75 @@
+"""A long-running server's memory: the allocator and the cyclic collector, set at start.
+
+Under a steady load nothing the server holds grows, yet its RSS used to rise about 2 MiB
+a minute, outside what tracemalloc sees, for two reasons:
+
+- glibc's malloc raises its mmap threshold to the size of each mapped block it frees
+  (the "dynamic mmap threshold" of mallopt(3)). Under load it stood near 1 MiB, so every
+  block from 128 KiB up to that size came from the heap, where freed ones leave holes
+  the next ones do not fit: the main arena grew while the bytes in use did not, and
+  ``malloc_trim`` won back nothing lasting. Pinned thresholds turn the adjustment off:
+  such blocks are mapped and unmapped whole.
+- Cyclic garbage (graphql-core execution contexts, SQLAlchemy statements, the tracebacks
+  of cancelled tasks) that outlives two young collections waits for a full one, which
+  ``tune_collector`` makes rare (about one an hour under load). A full collection at
+  least every ``FULL_COLLECTION_EVERY_S`` bounds what can pile up meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import gc
+import platform
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+# mallopt(3) parameters, and glibc's own defaults for them (before any adjustment).
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MALLOC_THRESHOLD_BYTES = 128 * 1024
+FULL_COLLECTION_EVERY_S = 60.0
+
+
+def pin_malloc_thresholds() -> bool:
+    """Fix glibc's mmap and trim thresholds at their defaults; False on another libc."""
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    # Setting either turns off the dynamic adjustment of both; set both, because start-up
+    # (imports, the first requests) has already raised them.
+    return bool(
+        libc.mallopt(M_MMAP_THRESHOLD, MALLOC_THRESHOLD_BYTES)
+        and libc.mallopt(M_TRIM_THRESHOLD, MALLOC_THRESHOLD_BYTES)
+    )
+
+
+def tune_collector() -> None:
+    """Keep start-up's objects out of the collector's scans; make full collections rare."""
+    # What start-up built lives as long as the process: keep it out of the cyclic
+    # collector's scans, so full collections stay short under many live queries.
+    gc.collect()
+    gc.freeze()
+    # Live subscriptions are many long-lived objects: a full collection walking all of
+    # them stalls every delivery. Young collections stay frequent; full ones, which find
+    # little in a server that holds no cycles on purpose, become rare (see
+    # ``full_collections`` for the bound on how rare).
+    gc.set_threshold(50_000, 20, 100)
+
+
+@asynccontextmanager
+async def full_collections(every_s: float = FULL_COLLECTION_EVERY_S) -> AsyncIterator[None]:
+    """A full collection every ``every_s`` while the block runs."""
+    task = asyncio.create_task(_collect_every(every_s), name="full-collections")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _collect_every(every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        gc.collect()
