@@ -12,7 +12,10 @@ a minute, outside what tracemalloc sees, for two reasons:
 - Cyclic garbage (graphql-core execution contexts, SQLAlchemy statements, the tracebacks
   of cancelled tasks) that outlives two young collections waits for a full one, which
   ``tune_collector`` makes rare (about one an hour under load). A full collection at
-  least every ``FULL_COLLECTION_EVERY_S`` bounds what can pile up meanwhile.
+  least every ``FULL_COLLECTION_EVERY_S`` bounds what can pile up meanwhile. It pauses
+  the event loop in proportion to the objects alive (start-up's are frozen out): 20-90 ms
+  under the soak's load, about 40 ms per 100,000 objects on two busy cores. A full
+  collection used to come anyway, later, with all that had piled up.
 """
 
 from __future__ import annotations

@@ -45,8 +45,9 @@ and its bookkeeping stayed flat. Two causes, both outside what tracemalloc sees:
   start-up's objects frozen out of it): the arenas stop at their high-water mark.
 Bounded already, and filling during the first minutes: SQLite's page caches (at most
 2,000 KiB for each of the nine pooled connections; about 4 MiB here), and the arenas'
-high-water marks. Once bounded, over eight minutes: 145.0 MiB at 40 s, 148.9 MiB at
-248 s, 149.3 MiB at 456 s; +0.4 MiB over the second half, whose limit is 2.2 MiB.
+high-water marks. Once bounded, over eight minutes (times from the warm-up's end):
+145.0 MiB at 40 s, 148.9 MiB at 248 s, 149.3 MiB at 456 s; +0.4 MiB over the second
+half, whose limit is 2.2 MiB.
 """
 
 from __future__ import annotations
