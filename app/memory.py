@@ -55,9 +55,8 @@ def tune_collector() -> None:
     gc.collect()
     gc.freeze()
     # Live subscriptions are many long-lived objects: a full collection walking all of
-    # them stalls every delivery. Young collections stay frequent; full ones, which find
-    # little in a server that holds no cycles on purpose, become rare (see
-    # ``full_collections`` for the bound on how rare).
+    # them stalls every delivery. Young collections stay frequent; full ones become rare,
+    # and ``full_collections`` bounds how rare.
     gc.set_threshold(50_000, 20, 100)
 
 
