@@ -1,7 +1,7 @@
 """Command line: ``python -m app [--domain module:NAME] serve | export-schema | db sync``.
 
 The domain (a ``DomainConfig``) is ``--domain``, else ``LIVEGRAPH_DOMAIN``, else the
-chat example (``app.chat:CHAT``).
+chat example (``app.resolvers.chat:CHAT``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from app.domain import DomainConfig
 from app.settings import Settings, SettingsError
 
-DEFAULT_DOMAIN = "app.chat:CHAT"
+DEFAULT_DOMAIN = "app.resolvers.chat:CHAT"
 
 
 class DomainNotFound(ValueError):

@@ -1,15 +1,7 @@
 """What a domain plugs into the engine, declared once by the domain and handed to
 ``create_app`` / ``start_services`` / the CLI: the engine itself names none of the
-domain's tables, columns, claims or packages.
-
-    CHAT = DomainConfig(
-        tenant=Workspace,
-        models=("app.schema.models",),
-        resolvers=("app.resolvers",),
-        principal=Claims(tenant="ws"),
-        epochs=TokenEpochs(User, "token_epoch"),
-        files=File,
-    )
+domain's tables, columns, claims or packages. The chat's declaration is ``CHAT`` in
+``app/resolvers/chat.py``; ``examples/notes`` is a second domain.
 """
 
 from __future__ import annotations

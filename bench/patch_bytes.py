@@ -38,8 +38,8 @@ import websockets
 from loadgen import SELECTION
 from loadgen_scenarios import chat_sentence
 
-from app.chat import CHAT
 from app.live import patches
+from app.resolvers.chat import CHAT
 from app.server import create_app
 from app.settings import Settings
 from app.shutdown import GracefulServer

@@ -36,10 +36,10 @@ from stats import ms_fields
 
 from app import tenancy
 from app.application import Application
-from app.chat import CHAT
 from app.columns import utcnow
 from app.jobs import JobContext, JobStatus, ScheduledJob, internal_mutation
 from app.jobs.runner import Runner, RunnerConfig
+from app.resolvers.chat import CHAT
 from app.scheduled.functions import Functions
 from app.schema.models.workspace import Workspace
 from app.server import start_services, stop_services

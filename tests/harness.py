@@ -25,8 +25,8 @@ import uvicorn
 import websockets
 from sqlalchemy import event
 
-from app.chat import CHAT
 from app.domain import DomainConfig
+from app.resolvers.chat import CHAT
 from app.server import create_app
 from app.services import Services
 from app.settings import Settings

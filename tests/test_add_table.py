@@ -80,7 +80,7 @@ from dataclasses import replace
 from sqlalchemy import inspect
 
 from app.application import Application
-from app.chat import CHAT
+from app.resolvers.chat import CHAT
 from app.context import Ctx
 from app.server import start_services, stop_services
 from app.settings import Settings

@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.application import Application
-from app.chat import CHAT
+from app.resolvers.chat import CHAT
 from tests.harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.chat import CHAT
+from app.resolvers.chat import CHAT
 from app.settings import Settings
 from tests.context_probe.greeting import GreetingCtx
 from tests.harness import Server, WSClient, make_settings, running_server

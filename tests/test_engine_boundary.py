@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from app import tenancy
-from app.chat import CHAT
+from app.resolvers.chat import CHAT
 from app.schema.models.user import User
 from app.schema.models.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 # The chat domain, and the command line, which names the default domain by string.
-NOT_ENGINE = ("app.chat", "app.schema.models", "app.resolvers", "app.demo", "app.__main__")
+NOT_ENGINE = ("app.schema.models", "app.resolvers", "app.demo", "app.__main__")
 # Packages holding engine and domain modules alike; their own ``__init__`` is empty.
 SHARED_PACKAGES = {"app", "app.schema"}
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")

@@ -22,12 +22,12 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
 from app.auth import Scope, Viewer
-from app.chat import CHAT
 from app.dataloaders.loaders import Loaders, UntrackedColumn
 from app.live import feed as feed_module
 from app.live.changes import ChangeBatch, RowChange
 from app.live.cohort import Cohort
 from app.live.readset import ReadSet
+from app.resolvers.chat import CHAT
 from app.schema.models.message import Message
 from tests.harness import Server, User, WSClient, make_settings, running_server
 

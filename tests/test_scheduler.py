@@ -21,10 +21,10 @@ from sqlmodel import func, select
 
 from app import tenancy
 from app.application import Application
-from app.chat import CHAT
 from app.errors import NotFound
 from app.jobs import ActionContext, JobContext, JobStatus, ScheduledJob, action, internal_mutation
 from app.jobs.runner import Runner, RunnerConfig
+from app.resolvers.chat import CHAT
 from app.scheduled.functions import Functions, cron
 from app.schema.models.workspace import Workspace
 from app.server import start_services, stop_services

@@ -20,7 +20,7 @@ from graphql import (
 )
 
 from app.application import Application
-from app.chat import CHAT
+from app.resolvers.chat import CHAT
 from app.schema.live import LiveSchema
 
 ROOT = Path(__file__).resolve().parent.parent

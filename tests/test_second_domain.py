@@ -29,7 +29,7 @@ from app.server import create_app
 from app.settings import Settings
 from examples.notes import NOTES
 
-CHAT_MODULES = ("app.chat", "app.schema.models", "app.resolvers", "app.demo")
+CHAT_MODULES = ("app.schema.models", "app.resolvers", "app.demo")
 LIVE = "query Notes @live { notes { edges { node { title } } } }"
 
 
@@ -95,7 +95,7 @@ async def main(tmp):
     out["chat_modules_after_notes"] = sorted(m for m in sys.modules if m.startswith(CHAT_MODULES))
     out["notes_tables"] = sorted(notes_app.state.application.metadata.tables)
 
-    from app.chat import CHAT
+    from app.resolvers.chat import CHAT
 
     chat_app = create_app(CHAT, settings(tmp, "chat"))
     chat_server, chat_task, chat_url = await serve(chat_app)

@@ -81,7 +81,6 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
-from app.chat import CHAT
 from app.context import Ctx
 from app.dataloaders.loaders import Loaders
 from app.domain import DomainConfig
@@ -89,6 +88,7 @@ from app.live import cohort as cohorts
 from app.live import frames
 from app.live.connection import LiveConnection
 from app.live.readset import ReadSet
+from app.resolvers.chat import CHAT
 from app.schema.models.message import Message
 from app.schema.registry import table_models
 from app.server import create_app

@@ -21,9 +21,9 @@ from typing import Any, cast
 import pytest
 
 from app.application import Application
-from app.chat import CHAT
 from app.context import Ctx
 from app.dataloaders.loaders import UntrackedColumn
+from app.resolvers.chat import CHAT
 from app.schema.checks import SchemaDefinitionError
 from app.schema.models.message import Message
 
@@ -35,7 +35,7 @@ import json, sys
 from dataclasses import replace
 
 from app.application import Application
-from app.chat import CHAT
+from app.resolvers.chat import CHAT
 from app.schema.checks import SchemaDefinitionError
 
 pkg = sys.argv[1]

@@ -22,7 +22,6 @@ from sqlmodel import col
 
 from app import database as database_module
 from app.application import Application
-from app.chat import CHAT
 from app.context import Ctx
 from app.database import Database
 from app.database.sync import apply_sync
@@ -30,6 +29,7 @@ from app.errors import Conflict
 from app.jobs import ActionContext, ScheduledJob, action
 from app.live import changelog
 from app.live.capture import BulkWriteRefused
+from app.resolvers.chat import CHAT
 from app.schema.api import mutation, query
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
