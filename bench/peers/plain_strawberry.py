@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 
 from app import pagination
 from app.database import Database
+from app.resolvers.chat import CHAT
 from app.schema.models.channel import Channel as ChannelRow
 from app.schema.models.message import Message as MessageRow
 from app.schema.models.user import User as UserRow
@@ -54,7 +55,7 @@ from app.schema.registry import table_models
 
 # Every table class defined, so that the mappers configure: Message's relationships name
 # classes (a link preview, ...) that this peer never reads.
-table_models()
+table_models(CHAT.models)
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
