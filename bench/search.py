@@ -33,18 +33,19 @@ import databases
 import report
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlmodel import SQLModel, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from stats import ms_fields
 
 from app import tenancy
+from app.application import Application
 from app.database.sessions import AppSession
 from app.database.sync import apply_sync
+from app.resolvers.chat import CHAT
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
 from app.schema.models.user import User
 from app.schema.models.workspace import Workspace
-from app.schema.registry import table_models
 from app.search.statement import search_statement
 from app.search.terms import parse
 
@@ -68,8 +69,7 @@ def vocabulary(size: int, rng: random.Random) -> list[str]:
 
 
 async def seed(engine: AsyncEngine, messages: int, words: list[str], rng: random.Random) -> int:
-    table_models()
-    await apply_sync(engine, SQLModel.metadata)
+    await apply_sync(engine, Application.build(CHAT).metadata)
     weights = [1 / (rank + 1) for rank in range(len(words))]
     async with engine.begin() as conn:
         ws = (await conn.execute(sa.insert(Workspace).values(name="bench"))).inserted_primary_key
