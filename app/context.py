@@ -22,7 +22,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from app import pagination, tenancy, transaction
 from app.auth import TokenService, Viewer
 from app.dataloaders.loaders import Loaders, recorded, require_tracked, table_name
-from app.dataloaders.recording import READS_KEY
+from app.dataloaders.recording import CURRENT_READS, READS_KEY
 from app.errors import Unauthenticated
 from app.ids import found, parse_id
 from app.live import changelog
@@ -35,6 +35,7 @@ from app.search import statement as search_statement
 from app.search import terms as search_terms
 from app.services import Services
 from app.settings import Settings
+from app.shared_reads import SharedReads
 from app.tx import Tx
 from app.uncancelled import uncancelled
 
@@ -52,6 +53,7 @@ class Ctx:
         connection: Any = None,
         auth_error: Exception | None = None,
         reads: ReadSet | None = None,
+        shared: SharedReads | None = None,
     ) -> None:
         self.services = services
         self.viewer = viewer
@@ -66,7 +68,9 @@ class Ctx:
         self._tx: Tx | None = None
         # One AsyncSession cannot run two statements at once; loaders dispatch together.
         self._lock = asyncio.Lock()
-        self.loaders = Loaders(self.rows, self.reads)
+        # A live run of a batch reads the batch's snapshot, through its loaders.
+        self._shared = shared
+        self.loaders = Loaders(self.rows, self.reads, shared.loaders if shared else None)
 
     @property
     def settings(self) -> Settings:
@@ -92,6 +96,8 @@ class Ctx:
         """
         if self._tx is not None:
             return self._tx.session
+        if self._shared is not None:
+            return await self._shared.session()
         if self._session is None:
             session = await self.services.db.snapshot_session()
             if self.viewer is not None:
@@ -102,6 +108,9 @@ class Ctx:
 
     async def rows(self, statement: SelectOfScalar[Any]) -> Sequence[Any]:
         """Run one SELECT on this execution's session (to its end, even if cancelled)."""
+        if self._shared is not None and self._tx is None:
+            CURRENT_READS.set(self.reads)
+            return await self._shared.rows(statement)
         async with self._lock:
             return await uncancelled(self._rows(statement))
 
@@ -112,6 +121,8 @@ class Ctx:
     async def snapshot_version(self) -> int:
         """The change-log version this execution's snapshot reflects; read first, it
         also fixes the snapshot."""
+        if self._shared is not None:
+            return await self._shared.version()
         async with self._lock:
             return await uncancelled(self._snapshot_version())
 
@@ -290,6 +301,7 @@ class Ctx:
 
     async def refresh_snapshot(self) -> None:
         """After a commit: later reads in this execution must see what was written."""
+        self._shared = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -297,7 +309,9 @@ class Ctx:
 
     async def close(self) -> None:
         # Fresh loaders: the execution (a reference cycle in graphql-core) may outlive
-        # this call until a full collection; what it loaded should not.
+        # this call until a full collection; what it loaded should not. A batch's shared
+        # snapshot is closed by its batch.
+        self._shared = None
         self.loaders = Loaders(self.rows, self.reads)
         if self._session is not None:
             session, self._session = self._session, None

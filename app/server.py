@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from app.memory import full_collections, pin_malloc_thresholds, tune_collector
 from app.ratelimit import HttpLimit, RateLimits, rate_limited_response, with_rate_limit_headers
 from app.services import Services
 from app.settings import Settings
+from app.shared_reads import SharedReads
 from app.shutdown import Drain, Sockets
 from app.storage import housekeeping
 from app.storage.blobs import Blobs
@@ -66,6 +67,7 @@ async def start_services(
         max_per_connection=settings.live_max_per_connection,
         max_per_user=settings.max_live_per_user,
         event_queue_max=settings.event_queue_max,
+        batch_max=settings.live_batch_max,
         epochs=domain.epochs,
     )
     services = Services(
@@ -81,11 +83,25 @@ async def start_services(
     schema = application.schema
     context = domain.context or Ctx
 
-    async def execute(cohort: Cohort, viewer: Viewer, reads: ReadSet) -> ExecutionResult:
-        ctx = context(services, viewer, reads=reads)
+    async def execute(
+        cohort: Cohort, viewer: Viewer, reads: ReadSet, shared: SharedReads
+    ) -> ExecutionResult:
+        ctx = context(services, viewer, reads=reads, shared=shared)
         return await schema.execute_live(cohort, ctx)
 
-    live.bind(execute)
+    @asynccontextmanager
+    async def opener(tenant: Hashable) -> AsyncIterator[SharedReads]:
+        assert isinstance(tenant, int)
+        shared = SharedReads(db, tenant)
+        try:
+            # Read before the runs start: they all begin at once, so their first loads
+            # fall in one DataLoader batch.
+            await shared.version()
+            yield shared
+        finally:
+            await shared.close()
+
+    live.bind(execute, opener)
     await live.start()
     if settings.scheduler_enabled:
         runner = Runner(services, RunnerConfig.from_settings(settings))

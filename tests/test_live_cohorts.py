@@ -264,12 +264,12 @@ class Failing:
         self.calls = 0
         self.live.bind(self._execute)
 
-    async def _execute(self, cohort: Cohort, viewer: Viewer, reads: ReadSet) -> Any:
+    async def _execute(self, cohort: Cohort, viewer: Viewer, reads: ReadSet, shared: Any) -> Any:
         self.calls += 1
         if self.failures_left:
             self.failures_left -= 1
             raise ConnectionError("the database went away")
-        return await self._real(cohort, viewer, reads)
+        return await self._real(cohort, viewer, reads, shared)
 
 
 async def test_a_failed_rerun_keeps_the_last_result_and_recovers_by_itself(
@@ -504,9 +504,11 @@ async def test_shutdown_waits_for_dropped_cohorts_before_closing_the_database(
         real = live._execute
         assert real is not None
 
-        async def slow_to_cancel(cohort: Cohort, viewer: Viewer, reads: ReadSet) -> Any:
+        async def slow_to_cancel(
+            cohort: Cohort, viewer: Viewer, reads: ReadSet, shared: Any
+        ) -> Any:
             if order:
-                return await real(cohort, viewer, reads)
+                return await real(cohort, viewer, reads, shared)
             order.append("run")
             running.set()
             try:

@@ -1,8 +1,9 @@
 """DataLoaders for primary keys and for pages of children by foreign key.
 
-One set per execution (never per WebSocket connection: a connection-wide cache would
-serve rows that changed since). Each loader batches its keys into one statement and
-records what it read into the execution's read set, so live queries need nothing more.
+One set per snapshot: an execution's own, or one shared by the live runs of a batch
+(never per WebSocket connection: a connection-wide cache would serve rows that changed
+since). Each loader batches its keys into one statement; each execution records what it
+asked for into its own read set, so live queries need nothing more.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import func
 from sqlalchemy.orm import aliased
@@ -27,6 +28,8 @@ from app.pagination import Connection
 Fetch = Callable[[SelectOfScalar[Any]], Awaitable[Sequence[Any]]]
 PageKey = tuple[Any, int, str | None]  # (parent id, first, after)
 RECORDED = "livegraph_recorded"
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def pk_name(model: type[SQLModel]) -> str:
@@ -76,10 +79,16 @@ def _weakly(fetch: Fetch) -> Callable[[], Fetch | None]:
     return lambda: fetch
 
 
-class Loaders:
-    def __init__(self, fetch: Fetch, reads: ReadSet) -> None:
+class LoaderSet:
+    """The DataLoaders of one snapshot: they batch keys into statements and cache rows.
+
+    One per execution, or one shared by the live runs of a batch (same tenant, same
+    snapshot): then the keys of all of them go into one statement per loader and level.
+    A set records nothing itself: each execution records what it asked for (``Loaders``).
+    """
+
+    def __init__(self, fetch: Fetch) -> None:
         self._fetch = _weakly(fetch)
-        self._reads = reads
         self._by_pk: dict[type[SQLModel], DataLoader[Any, Any]] = {}
         self._pages: dict[tuple[type[SQLModel], str], DataLoader[PageKey, Connection[Any]]] = {}
         self._children: dict[tuple[type[SQLModel], str], DataLoader[Any, list[Any]]] = {}
@@ -88,7 +97,7 @@ class Loaders:
     def by_pk(self, model: type[SQLModel]) -> DataLoader[Any, Any]:
         loader = self._by_pk.get(model)
         if loader is None:
-            loader = DataLoader(load_fn=self._pk_batch(model))
+            loader = DataLoader(load_fn=_pk_batch(model, self._fetch))
             self._by_pk[model] = loader
         return loader
 
@@ -96,105 +105,154 @@ class Loaders:
         loader = self._pages.get((model, column))
         if loader is None:
             require_tracked(model, column)
-            loader = DataLoader(load_fn=self._page_batch(model, column))
+            loader = DataLoader(load_fn=_page_batch(model, column, self._fetch))
             self._pages[(model, column)] = loader
         return loader
 
     def children(self, model: type[SQLModel], column: str) -> DataLoader[Any, list[Any]]:
-        """All rows whose ``column`` is the key, by primary key: for short bounded lists
-        (a message's attachments), one statement per batch of keys."""
         loader = self._children.get((model, column))
         if loader is None:
             require_tracked(model, column)
-            loader = DataLoader(load_fn=self._children_batch(model, column))
+            loader = DataLoader(load_fn=_children_batch(model, column, self._fetch))
             self._children[(model, column)] = loader
         return loader
 
-    def _children_batch(
-        self, model: type[SQLModel], column_name: str
-    ) -> Callable[[list[Any]], Awaitable[list[list[Any]]]]:
-        table, column = table_name(model), getattr(model, column_name)
-        order = getattr(model, pk_name(model))
-        reads, fetch = self._reads, self._fetch
-
-        async def load(keys: list[Any]) -> list[list[Any]]:
-            for key in keys:
-                reads.range(table, column_name, to_scalar(key))
-            statement = select(model).where(column.in_(keys)).order_by(order)
-            rows = await _alive(fetch)(recorded(statement))
-            found: dict[Any, list[Any]] = defaultdict(list)
-            for row in rows:
-                found[getattr(row, column_name)].append(row)
-            return [found[key] for key in keys]
-
-        return load
-
     def by_unique(self, model: type[SQLModel], column: str) -> DataLoader[Any, Any]:
-        """The one row whose unique ``column`` equals each key, or None."""
         loader = self._unique.get((model, column))
         if loader is None:
             require_tracked(model, column)
-            loader = DataLoader(load_fn=self._unique_batch(model, column))
+            loader = DataLoader(load_fn=_unique_batch(model, column, self._fetch))
             self._unique[(model, column)] = loader
         return loader
 
-    def _unique_batch(
-        self, model: type[SQLModel], column_name: str
-    ) -> Callable[[list[Any]], Awaitable[list[Any]]]:
-        table, column = table_name(model), getattr(model, column_name)
-        reads, fetch = self._reads, self._fetch
 
-        async def load(keys: list[Any]) -> list[Any]:
-            # A range read: the row appearing later (an insert) must re-run the query.
-            for key in keys:
-                reads.range(table, column_name, to_scalar(key))
-            rows = await _alive(fetch)(recorded(select(model).where(column.in_(keys))))
-            found = {getattr(row, column_name): row for row in rows}
-            return [found.get(key) for key in keys]
+class Recording(Generic[K, V]):
+    """A loader as one execution sees it: records each key's read, then loads it."""
 
-        return load
+    __slots__ = ("_loader", "_record")
 
-    def _pk_batch(self, model: type[SQLModel]) -> Callable[[list[Any]], Awaitable[list[Any]]]:
-        table, pk = table_name(model), pk_name(model)
-        column = getattr(model, pk)
-        # Locals, not ``self``: a loader's function referring back to the Loaders that
-        # holds the loader would be a reference cycle.
-        reads, fetch = self._reads, self._fetch
+    def __init__(self, loader: DataLoader[K, V], record: Callable[[K], None]) -> None:
+        self._loader = loader
+        self._record = record
 
-        async def load(keys: list[Any]) -> list[Any]:
-            for key in keys:
-                reads.row(table, to_scalar(key))
-            rows = await _alive(fetch)(recorded(select(model).where(column.in_(keys))))
-            found = {getattr(row, pk): row for row in rows}
-            return [found.get(key) for key in keys]
+    def load(self, key: K) -> Awaitable[V]:
+        self._record(key)
+        return self._loader.load(key)
 
-        return load
+    def load_many(self, keys: Iterable[K]) -> Awaitable[list[V]]:
+        keys = list(keys)
+        for key in keys:
+            self._record(key)
+        return self._loader.load_many(keys)
 
-    def _page_batch(
-        self, model: type[SQLModel], column_name: str
-    ) -> Callable[[list[PageKey]], Awaitable[list[Connection[Any]]]]:
-        table = table_name(model)
-        reads, fetch = self._reads, self._fetch
+    def prime(self, key: K, value: V) -> None:
+        self._loader.prime(key, value)
 
-        async def load(keys: list[PageKey]) -> list[Connection[Any]]:
-            groups: dict[tuple[int, str | None], list[Any]] = defaultdict(list)
-            for parent, first, after in keys:
-                reads.range(table, column_name, to_scalar(parent))
-                groups[(first, after)].append(parent)
-            pages: dict[PageKey, Connection[Any]] = {}
-            for (first, after), parents in groups.items():
-                statement = _children(model, column_name, parents, first, after)
-                rows = await _alive(fetch)(statement)
-                by_parent: dict[Any, list[Any]] = defaultdict(list)
-                for row in rows:
-                    by_parent[getattr(row, column_name)].append(row)
-                for parent in parents:
-                    pages[(parent, first, after)] = pagination.build_connection(
-                        model, by_parent[parent], first
-                    )
-            return [pages[key] for key in keys]
 
-        return load
+class Loaders:
+    """One execution's loaders: what it loads is recorded in its read set, precisely
+    (a row by key, a range by foreign key), and loaded through its ``LoaderSet``."""
+
+    def __init__(self, fetch: Fetch, reads: ReadSet, shared: LoaderSet | None = None) -> None:
+        self._set = shared if shared is not None else LoaderSet(fetch)
+        self._reads = reads
+
+    def by_pk(self, model: type[SQLModel]) -> Recording[Any, Any]:
+        table, reads = table_name(model), self._reads
+        return Recording(self._set.by_pk(model), lambda key: reads.row(table, to_scalar(key)))
+
+    def page_by(self, model: type[SQLModel], column: str) -> Recording[PageKey, Connection[Any]]:
+        loader = self._set.page_by(model, column)
+        table, reads = table_name(model), self._reads
+        return Recording(loader, lambda key: reads.range(table, column, to_scalar(key[0])))
+
+    def children(self, model: type[SQLModel], column: str) -> Recording[Any, list[Any]]:
+        """All rows whose ``column`` is the key, by primary key: for short bounded lists
+        (a message's attachments), one statement per batch of keys."""
+        return self._ranged(self._set.children(model, column), model, column)
+
+    def by_unique(self, model: type[SQLModel], column: str) -> Recording[Any, Any]:
+        """The one row whose unique ``column`` equals each key, or None."""
+        # A range read: the row appearing later (an insert) must re-run the query.
+        return self._ranged(self._set.by_unique(model, column), model, column)
+
+    def _ranged(
+        self, loader: DataLoader[K, V], model: type[SQLModel], column: str
+    ) -> Recording[K, V]:
+        table, reads = table_name(model), self._reads
+        return Recording(loader, lambda key: reads.range(table, column, to_scalar(key)))
+
+
+def _children_batch(
+    model: type[SQLModel], column_name: str, fetch: Callable[[], Fetch | None]
+) -> Callable[[list[Any]], Awaitable[list[list[Any]]]]:
+    column = getattr(model, column_name)
+    order = getattr(model, pk_name(model))
+
+    async def load(keys: list[Any]) -> list[list[Any]]:
+        statement = select(model).where(column.in_(keys)).order_by(order)
+        rows = await _alive(fetch)(recorded(statement))
+        found: dict[Any, list[Any]] = defaultdict(list)
+        for row in rows:
+            found[getattr(row, column_name)].append(row)
+        return [found[key] for key in keys]
+
+    return load
+
+
+def _unique_batch(
+    model: type[SQLModel], column_name: str, fetch: Callable[[], Fetch | None]
+) -> Callable[[list[Any]], Awaitable[list[Any]]]:
+    column = getattr(model, column_name)
+
+    async def load(keys: list[Any]) -> list[Any]:
+        rows = await _alive(fetch)(recorded(select(model).where(column.in_(keys))))
+        found = {getattr(row, column_name): row for row in rows}
+        return [found.get(key) for key in keys]
+
+    return load
+
+
+def _pk_batch(
+    model: type[SQLModel], fetch: Callable[[], Fetch | None]
+) -> Callable[[list[Any]], Awaitable[list[Any]]]:
+    pk = pk_name(model)
+    column = getattr(model, pk)
+
+    async def load(keys: list[Any]) -> list[Any]:
+        rows = await _alive(fetch)(recorded(select(model).where(column.in_(keys))))
+        found = {getattr(row, pk): row for row in rows}
+        return [found.get(key) for key in keys]
+
+    return load
+
+
+def _page_batch(
+    model: type[SQLModel], column_name: str, fetch: Callable[[], Fetch | None]
+) -> Callable[[list[PageKey]], Awaitable[list[Connection[Any]]]]:
+    async def load(keys: list[PageKey]) -> list[Connection[Any]]:
+        # One statement per cursor, not per page size: the largest page of each parent
+        # is read once and the smaller ones are its prefixes (live runs of a batch ask
+        # the same list at many sizes).
+        largest: dict[str | None, dict[Any, int]] = defaultdict(dict)
+        for parent, first, after in keys:
+            sizes = largest[after]
+            sizes[parent] = max(first, sizes.get(parent, 0))
+        pages: dict[PageKey, Connection[Any]] = {}
+        for after, sizes in largest.items():
+            parents = list(sizes)
+            statement = _children(model, column_name, parents, max(sizes.values()), after)
+            rows = await _alive(fetch)(statement)
+            by_parent: dict[Any, list[Any]] = defaultdict(list)
+            for row in rows:
+                by_parent[getattr(row, column_name)].append(row)
+            for parent, first, key_after in keys:
+                if key_after == after:
+                    found = by_parent[parent][: first + 1]
+                    pages[(parent, first, after)] = pagination.build_connection(model, found, first)
+        return [pages[key] for key in keys]
+
+    return load
 
 
 def _alive(fetch: Callable[[], Fetch | None]) -> Fetch:

@@ -7,6 +7,8 @@ is still correct: its tables, narrowed to the viewer's tenant when tenant-scoped
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from sqlalchemy import Table
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.sql.elements import ClauseElement
@@ -18,12 +20,20 @@ from app.dataloaders.loaders import RECORDED
 from app.live.readset import ReadSet
 
 READS_KEY = "livegraph.reads"
+# A read session shared by the executions of a batch has no one read set: its fallback
+# reads go to the execution that runs the statement, which sets ``CURRENT_READS``.
+SHARED = "shared"
+CURRENT_READS: ContextVar[ReadSet | None] = ContextVar("livegraph_current_reads", default=None)
 
 
 def record_fallback(state: ORMExecuteState) -> None:
     """Reads the loaders did not record themselves count as whole-table reads."""
-    reads: ReadSet | None = state.session.info.get(READS_KEY)
-    if reads is None or not state.is_select or state.execution_options.get(RECORDED):
+    reads: ReadSet | str | None = state.session.info.get(READS_KEY)
+    if reads == SHARED:
+        reads = CURRENT_READS.get()
+    if not isinstance(reads, ReadSet):
+        return
+    if not state.is_select or state.execution_options.get(RECORDED):
         return
     tenant = state.session.info.get(tenancy.TENANT_KEY)
     statement = state.statement

@@ -16,6 +16,7 @@ from strawberry.types import ExecutionResult
 from app.auth import Scope, Viewer
 from app.domain import TokenEpochs
 from app.errors import INTERNAL, UNAUTHENTICATED, Unauthenticated
+from app.live.batches import Batches, Opener
 from app.live.changes import ChangeBatch
 from app.live.cohort import Cohort, CohortKey, OperationKey, RunOutcome, Subscriber
 from app.live.connection import Admission, LiveConnection
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Runs a cohort's operation as ``viewer``, recording what it reads into the read set
-# (kept even when the run raises part-way).
-Execute = Callable[[Cohort, Viewer, ReadSet], Awaitable[ExecutionResult]]
+# (kept even when the run raises part-way), over what its batch shares (``Opener``).
+Execute = Callable[[Cohort, Viewer, ReadSet, Any], Awaitable[ExecutionResult]]
 NARROWED_MEMORY = 10_000
 
 
@@ -66,6 +67,7 @@ class LiveEngine:
         max_per_connection: int = 100,
         max_per_user: int = 500,
         event_queue_max: int = 1000,
+        batch_max: int = 100,
     ) -> None:
         self.feed = ChangeFeed(
             db,
@@ -88,6 +90,8 @@ class LiveEngine:
         self._stopping: set[asyncio.Task[None]] = set()
         self.executions = 0
         self._execute: Execute | None = None
+        self._batches: Batches[ExecutionResult] | None = None
+        self.batch_max = batch_max
         self.events = EventHub(db, lambda: self.feed.applied_version)
         self.signals = SignalHub()
         self.event_queue_max = event_queue_max
@@ -99,13 +103,18 @@ class LiveEngine:
             "executions": self.executions,
             "cohorts": len(self.cohorts),
             "subscribers": sum(len(c.subscribers) for c in self.cohorts.values()),
+            "batches": self._batches.batches if self._batches else 0,
             "reconnects": self.feed.reconnects,
             "event_streams": self.events.count(),
             "signal_streams": self.signals.count(),
         }
 
-    def bind(self, execute: Execute) -> None:
+    def bind(self, execute: Execute, opener: Opener | None = None) -> None:
+        """How a cohort runs, and what the runs of one tenant's batch share (kept when
+        only the execution is bound again)."""
         self._execute = execute
+        if opener is not None:
+            self._batches = Batches(opener, self.batch_max)
 
     async def start(self) -> None:
         await self.feed.start()
@@ -116,6 +125,8 @@ class LiveEngine:
         # Their runs may be reading the database: it is disposed of only after this.
         while self._stopping:
             await asyncio.gather(*list(self._stopping), return_exceptions=True)
+        if self._batches is not None:
+            await self._batches.join()
         await self.pruner.stop()
         await self.feed.stop()
 
@@ -148,14 +159,18 @@ class LiveEngine:
         self.events.wake_all()
 
     async def _run(self, cohort: Cohort) -> RunOutcome:
-        assert self._execute is not None, "LiveEngine.bind() was not called"
+        execute, batches = self._execute, self._batches
+        assert execute is not None and batches is not None, "LiveEngine.bind() was not called"
         started = self.feed.applied_version
         asked: list[Scope] = []
         viewer = cohort.viewer.probed(asked.append)
         reads = ReadSet()
         failed = False
         try:
-            result = await self._execute(cohort, viewer, reads)
+            result = await batches.run(
+                cohort.viewer.workspace_id,
+                lambda shared: execute(cohort, viewer, reads, shared),
+            )
         except Exception:
             log.exception("live query execution failed")
             error = GraphQLError("Internal server error", extensions={"code": INTERNAL})

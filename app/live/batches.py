@@ -1,0 +1,108 @@
+"""Live runs in batches: the cohorts one change invalidates re-run together.
+
+A change usually invalidates many cohorts at once: the same list at other page sizes,
+other users' views of one channel. Each asks to run in the same turn of the event loop;
+those of one group (a tenant) are run as one batch over a resource the batch opens once
+(one snapshot and one set of DataLoaders, see ``app.shared_reads``), so N cohorts cost
+one statement per loader and nesting level instead of N, the way Hasura multiplexes
+live queries. Everything per cohort stays per cohort: its viewer, read set, result and
+version are its run's own.
+
+Bounds: a batch holds at most ``max_size`` runs (a larger group is split), and a run
+waits at most one turn of the event loop for its batch to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# What a batch of a group shares (opened once, closed when its last run is done).
+Opener = Callable[[Hashable], AbstractAsyncContextManager[Any]]
+Job = Callable[[Any], Awaitable[T]]
+Pending = list[tuple[Job[T], "asyncio.Future[T]"]]
+
+
+class Batches(Generic[T]):
+    def __init__(self, opener: Opener, max_size: int) -> None:
+        if max_size < 1:
+            raise ValueError("a batch holds at least one run")
+        self._open = opener
+        self.max_size = max_size
+        self._pending: dict[Hashable, Pending[T]] = {}
+        self._flush_scheduled = False
+        self._running: set[asyncio.Task[None]] = set()
+        self.batches = 0
+        self.runs = 0
+
+    def run(self, group: Hashable, job: Job[T]) -> asyncio.Future[T]:
+        """``job(shared)`` in the next batch of ``group``; its result, or its exception."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        batch = self._pending.setdefault(group, [])
+        batch.append((job, future))
+        if len(batch) >= self.max_size:
+            del self._pending[group]
+            self._start(group, batch)
+        elif not self._flush_scheduled:
+            # Every cohort a change woke asks during this turn: the flush comes after.
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, {}
+        for group, batch in pending.items():
+            self._start(group, batch)
+
+    def _start(self, group: Hashable, batch: Pending[T]) -> None:
+        task = asyncio.create_task(self._execute(group, batch), name="live-batch")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _execute(self, group: Hashable, batch: Pending[T]) -> None:
+        # A run whose cohort stopped waiting (cancelled) before its batch started is not run.
+        batch = [(job, future) for job, future in batch if not future.done()]
+        if not batch:
+            return
+        self.batches += 1
+        self.runs += len(batch)
+        outcomes: list[T | BaseException]
+        try:
+            async with self._open(group) as shared:
+                runs = [asyncio.ensure_future(job(shared)) for job, _ in batch]
+                for (_, future), run in zip(batch, runs, strict=True):
+                    # A cohort that stops waiting cancels its own run, not the batch.
+                    future.add_done_callback(functools.partial(_cancel_if_cancelled, run))
+                outcomes = await asyncio.gather(*runs, return_exceptions=True)
+        except Exception as exc:  # opening or closing the shared resource failed
+            log.warning("a live batch failed", exc_info=True)
+            outcomes = [exc] * len(batch)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, asyncio.CancelledError):
+                future.cancel()
+            elif isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    async def join(self) -> None:
+        """Wait for every batch started (shutdown: they may be reading the database)."""
+        self._flush()
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+
+def _cancel_if_cancelled(run: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
+    if future.cancelled():
+        run.cancel()

@@ -1,0 +1,188 @@
+"""Batched re-execution: the cohorts one change invalidates re-run together per tenant.
+
+End to end over real WebSockets: many cohorts (page sizes, users reading ``viewer``)
+re-run after one write, each result exactly what an unbatched execution of the same
+operation returns, in a few statements instead of one set per cohort; nothing crosses a
+tenant. And the batching itself: groups, bounds, failures and cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Hashable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.live.batches import Batches
+from tests.harness import (
+    Server,
+    WSClient,
+    make_settings,
+    recording_statements,
+    running_server,
+)
+
+PAGE = "messages(channelId: $c, first: $n) { edges { node { id body author { name } } } }"
+LIVE_PAGE = f"query Page($c: ID!, $n: Int) @live {{ {PAGE} }}"
+PLAIN_PAGE = f"query Page($c: ID!, $n: Int) {{ {PAGE} }}"
+MINE = "viewer { id name } messages(channelId: $c, first: 3) { edges { node { body } } }"
+LIVE_MINE = f"query Mine($c: ID!) @live {{ {MINE} }}"
+PLAIN_MINE = f"query Mine($c: ID!) {{ {MINE} }}"
+SIZES = range(1, 13)
+
+
+def bodies(data: dict[str, Any]) -> list[str]:
+    return [edge["node"]["body"] for edge in data["messages"]["edges"]]
+
+
+@pytest.fixture(params=[100, 1], ids=["batched", "unbatched"])
+async def batch_server(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> AsyncIterator[Server]:
+    settings = make_settings(database_url, tmp_path, live_batch_max=request.param)
+    async with running_server(settings) as server:
+        yield server
+
+
+async def test_each_cohort_of_a_batch_gets_exactly_its_own_result(batch_server: Server) -> None:
+    server = batch_server
+    alice = await server.sign_up("alice")
+    bob = await server.teammate(alice, "bob")
+    channel = await server.channel(alice)
+    for i in range(4):
+        await server.send(alice, channel, f"before {i}")
+    outsider = await server.sign_up("dave")
+    elsewhere = await server.channel(outsider)
+    await server.send(outsider, elsewhere, "other tenant")
+    async with AsyncExitStack() as stack:
+        ws = await stack.enter_async_context(WSClient.connect(server, alice))
+        ws_bob = await stack.enter_async_context(WSClient.connect(server, bob))
+        ws_out = await stack.enter_async_context(WSClient.connect(server, outsider))
+        pages = {n: await ws.subscribe(LIVE_PAGE, {"c": channel, "n": n}) for n in SIZES}
+        mine = {
+            "alice": (ws, await ws.subscribe(LIVE_MINE, {"c": channel})),
+            "bob": (ws_bob, await ws_bob.subscribe(LIVE_MINE, {"c": channel})),
+        }
+        theirs = await ws_out.subscribe(LIVE_PAGE, {"c": elsewhere, "n": 5})
+        for op in pages.values():
+            await ws.receive_for(op)
+        for client, op in mine.values():
+            await client.receive_for(op)
+        assert bodies((await ws_out.receive_for(theirs))["payload"]["data"]) == ["other tenant"]
+
+        with recording_statements(server) as statements:
+            await server.send(bob, channel, "the change")
+            latest = {n: await _until_new(ws, op) for n, op in pages.items()}
+            own = {name: await _until_new(c, op) for name, (c, op) in mine.items()}
+        # The other tenant's cohort was not invalidated, and saw nothing of this one.
+        assert await ws_out.nothing_for(0.3)
+
+        users = {"alice": alice, "bob": bob}
+        for n, data in latest.items():
+            assert data == await server.gql(PLAIN_PAGE, {"c": channel, "n": n}, alice)
+            assert len(bodies(data)) == min(n, 5)
+        for name, data in own.items():
+            assert data == await server.gql(PLAIN_MINE, {"c": channel}, users[name])
+            assert data["viewer"]["name"] == name
+        pages_read = [
+            s for s in statements if s.lstrip().upper().startswith("SELECT") and "channel_id" in s
+        ]
+        if server.services.settings.live_batch_max > 1:
+            # 12 page sizes and 2 users' pages: one statement for all their pages.
+            assert len(pages_read) <= 2, pages_read
+        else:
+            assert len(pages_read) >= len(SIZES)
+
+
+async def _until_new(client: WSClient, op: str) -> dict[str, Any]:
+    while True:
+        message = await client.receive_for(op)
+        data: dict[str, Any] = message["payload"]["data"]
+        if "the change" in bodies(data):
+            return data
+
+
+# -- the batching itself ----------------------------------------------------------------
+
+
+class Opened:
+    def __init__(self) -> None:
+        self.groups: list[Hashable] = []
+        self.closed = 0
+        self.fail = False
+
+    @asynccontextmanager
+    async def __call__(self, group: Hashable) -> AsyncIterator[str]:
+        if self.fail:
+            raise ConnectionError("no snapshot")
+        self.groups.append(group)
+        try:
+            yield f"shared:{group}"
+        finally:
+            self.closed += 1
+
+
+async def test_runs_asked_in_one_turn_share_one_batch_per_group() -> None:
+    opened = Opened()
+    batches: Batches[str] = Batches(opened, max_size=3)
+
+    async def job(shared: Any, n: int) -> str:
+        await asyncio.sleep(0)
+        return f"{shared}/{n}"
+
+    futures = [batches.run("a" if n % 2 else "b", lambda s, n=n: job(s, n)) for n in range(8)]
+    results = await asyncio.gather(*futures)
+    assert results == [f"shared:{'a' if n % 2 else 'b'}/{n}" for n in range(8)]
+    # 4 runs of each group, at most 3 a batch: two batches each.
+    assert sorted(opened.groups) == ["a", "a", "b", "b"]
+    assert (batches.batches, batches.runs, opened.closed) == (4, 8, 4)
+
+
+async def test_a_failing_run_fails_alone_and_a_failed_opening_fails_its_batch() -> None:
+    opened = Opened()
+    batches: Batches[str] = Batches(opened, max_size=10)
+
+    async def broken(_shared: Any) -> str:
+        raise ValueError("this run only")
+
+    async def fine(shared: Any) -> str:
+        return str(shared)
+
+    bad, good = batches.run(1, broken), batches.run(1, fine)
+    assert await good == "shared:1"
+    with pytest.raises(ValueError, match="this run only"):
+        await bad
+    opened.fail = True
+    with pytest.raises(ConnectionError):
+        await batches.run(2, fine)
+
+
+async def test_a_cohort_that_stops_waiting_cancels_its_own_run_only() -> None:
+    batches: Batches[str] = Batches(Opened(), max_size=10)
+    started = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def slow(_shared: Any) -> str:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append("slow")
+            raise
+        return "slow"
+
+    async def quick(_shared: Any) -> str:
+        await started.wait()
+        await asyncio.sleep(0.05)
+        return "quick"
+
+    waiting = asyncio.ensure_future(batches.run(1, slow))
+    other = batches.run(1, quick)
+    await started.wait()
+    waiting.cancel()
+    assert await other == "quick"
+    await asyncio.wait_for(batches.join(), 5)
+    assert cancelled == ["slow"]
