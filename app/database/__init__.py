@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.database import sqlite_reads
 from app.database.sessions import AppSession
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -71,7 +72,9 @@ class Database:
                 raise ValueError("SQLite needs a file: readers and the writer share it")
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             self.write_engine = create_async_engine(url, pool_size=1, max_overflow=0)
-            self.read_engine = create_async_engine(url, pool_size=READ_POOL_SIZE, max_overflow=0)
+            # Reads make one call per statement to the driver's thread (see sqlite_reads).
+            reader = parsed.set(drivername=f"sqlite+{sqlite_reads.DRIVER}")
+            self.read_engine = create_async_engine(reader, pool_size=READ_POOL_SIZE, max_overflow=0)
             _sqlite_pragmas(self.write_engine, immediate=True)
             _sqlite_pragmas(self.read_engine, immediate=False)
         elif self.dialect == "postgresql":
