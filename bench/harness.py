@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cohorts
 import psutil
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -63,10 +64,13 @@ OPEN_FILES_WANTED = 20_000
 # viewer (signing up thousands of users would take minutes of password hashing), and
 # the load generator writes and queries as fast as the server answers: the per-user
 # limits and the rate limits, right for production, would refuse the benchmark itself.
+# The fan-out rows with many cohorts vary `first` above the default maximum page (200);
+# every value still yields the channel's few messages (cohorts.py).
 OURS_EXTRA_ENV: dict[str, str] = {
     "RATE_LIMITS": "0",
     "MAX_CONNECTIONS_PER_USER": "100000",
     "MAX_LIVE_PER_USER": "100000",
+    "PAGE_SIZE_MAX": str(cohorts.PAGE_SIZE_MAX),
 }
 
 

@@ -16,6 +16,9 @@ Kinds of target (one code path for all of them):
 
 For `live` and `subscription`, setup goes through the GraphQL API of the design:
 `signUp` (new workspace) for a token, `createChannel`, then `--seed-messages` messages.
+Fan-out subscribers send `cohorts.document(...)`; with `--cohorts K` they spread over K
+variable sets, with `--users U` over U users of that workspace (`signUp` with an invite
+code), and the document then reads `viewer` too (see cohorts.py).
 
 A round: every subscriber is told the round's marker (a unique message body), the
 loadgen sends the write itself (HTTP POST), and each subscriber records the monotonic
@@ -49,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+import cohorts
 from stats import summarize
 from wsclient import HttpResponse, WsConnection, http_get, http_post, ws_connect
 
@@ -78,6 +82,9 @@ CREATE_CHANNEL = """mutation CreateChannel($input: CreateChannelInput!) {
 SEND_MESSAGE = """mutation Send($input: SendMessageInput!) {
   sendMessage(input: $input) { id }
 }"""
+CREATE_INVITE = "mutation Invite { createInvite { code } }"
+# Members sign up a few at a time: the server hashes their passwords on a small pool.
+SIGN_UPS_IN_FLIGHT = 4
 
 
 ConfigT = TypeVar("ConfigT")
@@ -162,6 +169,50 @@ async def set_up_graphql(endpoint: Endpoint, seed_messages: int) -> Session:
         await send_message(endpoint, session, f"seed message {index} of the benchmark")
         session.seeded += 1
     return session
+
+
+async def set_up_members(endpoint: Endpoint, session: Session, count: int) -> list[Session]:
+    """`session` and `count - 1` more users of its workspace, each with its own token."""
+    payload, _ = await graphql(endpoint, CREATE_INVITE, {}, session.token)
+    code = payload["data"]["createInvite"]["code"]
+    tag = uuid.uuid4().hex[:10]
+    limiter = asyncio.Semaphore(SIGN_UPS_IN_FLIGHT)
+
+    async def sign_up(index: int) -> Session:
+        member = {
+            "email": f"bench-{tag}-{index}@example.com",
+            "password": f"bench-password-{tag}",
+            "name": f"Bench Member {index}",
+            "inviteCode": code,
+        }
+        async with limiter:
+            payload, _ = await graphql(endpoint, SIGN_UP, {"input": member})
+        token = payload["data"]["signUp"]["token"]
+        return Session(token=token, channel_id=session.channel_id, seeded=session.seeded)
+
+    return [session, *await asyncio.gather(*(sign_up(i) for i in range(1, count)))]
+
+
+async def livez(endpoint: Endpoint) -> dict[str, Any] | None:
+    """The target's live counters, or None when it has no /livez (404 or not JSON)."""
+    try:
+        response = await http_get(
+            endpoint.host, endpoint.port, endpoint.sibling("/livez"), timeout_s=10.0
+        )
+    except (OSError, TimeoutError):
+        return None
+    if response.status != 200:
+        return None
+    try:
+        payload = json.loads(response.body)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def executions_of(stats: dict[str, Any] | None) -> int | None:
+    value = (stats or {}).get("executions")
+    return int(value) if isinstance(value, int) else None
 
 
 async def send_message(
@@ -334,6 +385,21 @@ class Subscriber:
             self.ready.set_exception(LoadgenError(reason))
 
 
+class CohortSubscriber(Subscriber):
+    """A fan-out subscriber with variables of its own, signed in as its user (`session`)."""
+
+    def __init__(
+        self, kind: Kind, document: str, session: Session, variables: dict[str, Any]
+    ) -> None:
+        super().__init__(kind, document, session)
+        self.variables = variables
+
+    def _subscribe_message(self) -> dict[str, Any]:
+        message = super()._subscribe_message()
+        message["payload"]["variables"] = self.variables
+        return message
+
+
 def document_for(kind: Kind) -> str | None:
     return {
         "live": LIVE_DOCUMENT,
@@ -476,6 +542,38 @@ class FanoutConfig:
     round_timeout: float
     settle: float
     deflate: bool = False  # offer permessage-deflate, as browsers do
+    cohorts: int = 1  # distinct variable sets (cohorts.py)
+    users: int = 1  # distinct users of one workspace
+
+
+def fanout_document(config: FanoutConfig) -> str | None:
+    """What the fan-out subscribers send (None: the floor's, which send nothing)."""
+    if config.kind in ("live", "subscription"):
+        return cohorts.document(config.kind, with_viewer=config.users > 1)
+    return document_for(config.kind)
+
+
+def fanout_subscribers(
+    config: FanoutConfig, document: str | None, sessions: Sequence[Session]
+) -> SubscriberFactory | None:
+    """Subscriber i: variable set i mod K, user i mod U (live and subscription kinds)."""
+    if document is None or config.kind not in ("live", "subscription"):
+        return None
+
+    def make(index: int) -> Subscriber:
+        session = sessions[cohorts.user_of(index, config.users)]
+        variables = cohorts.variables(session.channel_id, index, config.cohorts)
+        return CohortSubscriber(config.kind, document, session, variables)
+
+    return make
+
+
+def per_write(before: dict[str, Any] | None, after: dict[str, Any] | None, writes: int) -> Any:
+    """Executions per write between two /livez readings (None without /livez)."""
+    start, end = executions_of(before), executions_of(after)
+    if start is None or end is None or writes == 0:
+        return None
+    return round((end - start) / writes, 2)
 
 
 async def run_round(
@@ -535,8 +633,12 @@ async def run_fanout(config: FanoutConfig) -> dict[str, Any]:
         session = Session(seeded=config.seed_messages)
     else:
         session = await set_up_graphql(config.endpoint, config.seed_messages)
+    sessions = [session]
+    if config.users > 1:
+        sessions = await set_up_members(config.endpoint, session, config.users)
     setup_s = time.monotonic() - started
     cpu_before = time.process_time()
+    document = fanout_document(config)
     subscribers = await open_subscribers(
         config.kind,
         config.endpoint,
@@ -545,6 +647,7 @@ async def run_fanout(config: FanoutConfig) -> dict[str, Any]:
         config.concurrency,
         config.connect_timeout,
         config.ready_timeout,
+        make=fanout_subscribers(config, document, sessions),
         deflate=config.deflate,
     )
     warm_up_writes = 0
@@ -555,10 +658,13 @@ async def run_fanout(config: FanoutConfig) -> dict[str, Any]:
     ready_s = time.monotonic() - started - setup_s
     connect_cpu_s = time.process_time() - cpu_before
     rounds: list[dict[str, Any]] = []
+    stats_ready = await livez(config.endpoint)
+    stats_after = None
     try:
         for index in range(config.rounds):
             await asyncio.sleep(config.settle)
             rounds.append(await run_round(config, session, subscribers, index))
+        stats_after = await livez(config.endpoint)
     finally:
         aborted = await close_subscribers(subscribers, timeout_s=10.0)
     ended = [s.error for s in subscribers if s.error]
@@ -571,6 +677,12 @@ async def run_fanout(config: FanoutConfig) -> dict[str, Any]:
         "rounds": config.rounds,
         "seed_messages": session.seeded,
         "deflate": config.deflate,
+        "cohorts": config.cohorts,
+        "users": config.users,
+        "document": document,
+        "livez": {"ready": stats_ready, "after_rounds": stats_after},
+        "live_cohorts": (stats_after or stats_ready or {}).get("cohorts"),
+        "executions_per_write": per_write(stats_ready, stats_after, len(rounds)),
         "latency_ms": {
             "from_response": summarize(from_response),
             "from_request": summarize(from_request),
@@ -620,6 +732,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--round-timeout", type=float, default=60.0)
     parser.add_argument("--settle", type=float, default=0.5, help="idle seconds before a round")
     parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
+    parser.add_argument("--cohorts", type=int, default=1, help="distinct variable sets")
+    parser.add_argument("--users", type=int, default=1, help="distinct users (reads viewer)")
     parser.add_argument("--no-uvloop", action="store_true")
     parser.add_argument("--json-out", default="-", help="file for the JSON report; - = stdout")
     args = parser.parse_args(argv)
@@ -627,6 +741,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--subscribers must be in 1..20000 and --rounds in 1..100")
     if not 0 <= args.seed_messages <= PAGE_SIZE:
         parser.error(f"--seed-messages must be in 0..{PAGE_SIZE}")
+    if args.cohorts < 1 or args.users < 1:
+        parser.error("--cohorts and --users must be at least 1")
+    reason = cohorts.why_not(args.kind, args.cohorts, args.users, args.subscribers)
+    if reason is not None:
+        parser.error(f"--cohorts {args.cohorts} --users {args.users} on {args.kind}: {reason}")
     return args
 
 

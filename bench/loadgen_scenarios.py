@@ -52,7 +52,9 @@ from loadgen import (
     close_subscribers,
     config_from,
     document_for,
+    executions_of,
     graphql,
+    livez,
     open_subscribers,
     raise_fd_limit,
     run,
@@ -61,7 +63,7 @@ from loadgen import (
     write_report,
 )
 from stats import summarize
-from wsclient import HttpClient, WsConnection, http_get
+from wsclient import HttpClient, WsConnection
 
 MAX_SUBSCRIBERS = 20_000
 MAX_CHANNELS = 2_000
@@ -69,28 +71,6 @@ PLAIN_QUERY = f"query Msgs($c: ID!) {{ {SELECTION} }}"
 
 
 # Shared pieces --------------------------------------------------------------------
-
-
-async def livez(endpoint: Endpoint) -> dict[str, Any] | None:
-    """The target's live counters, or None when it has no /livez (404 or not JSON)."""
-    try:
-        response = await http_get(
-            endpoint.host, endpoint.port, endpoint.sibling("/livez"), timeout_s=10.0
-        )
-    except (OSError, TimeoutError):
-        return None
-    if response.status != 200:
-        return None
-    try:
-        payload = json.loads(response.body)
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
-def executions_of(stats: dict[str, Any] | None) -> int | None:
-    value = (stats or {}).get("executions")
-    return int(value) if isinstance(value, int) else None
 
 
 class ServerProbe:
