@@ -124,14 +124,16 @@ def measure(
     env: dict[str, str] | None = None,
     label: str | None = None,
     server_pid: bool = False,
+    client: str = "lean",
 ) -> tuple[Row, dict[str, Any] | None]:
-    """A fresh target `name`, one `loadgen.py <scenario>` run; (row, loadgen report).
+    """A fresh target `name`, one `<loadgen> <scenario>` run; (row, loadgen report).
 
-    The loadgen gets `--kind` (the target's own unless `kind` is given), `options`, and
-    `--server-pid` where its scenario reads the server's usage itself (`server_pid`).
-    On failure the row holds `error` and the report is None.
+    The loadgen (`client`: `lean` or `npm`, see harness.CLIENTS) gets `--kind` (the
+    target's own unless `kind` is given), `options`, and `--server-pid` where its
+    scenario reads the server's usage itself (`server_pid`). On failure the row holds
+    `error` and the report is None.
     """
-    row: Row = {"target": label or name}
+    row: Row = {"target": label or name, "client": client}
     started = time.monotonic()
     result = None
     try:
@@ -141,7 +143,7 @@ def measure(
             argv = [scenario, "--kind", row["kind"], *options]
             if server_pid:
                 argv += ["--server-pid", str(target.pid)]
-            result = harness.run_loadgen(argv, target, timeout)
+            result = harness.run_loadgen(argv, target, timeout, client)
     except harness.HarnessError as error:
         row["error"] = str(error)
         log(f"  failed: {row['error'][:2000]}")
@@ -154,12 +156,17 @@ def delivery_latency(result: dict[str, Any]) -> Row:
     """The latency columns of a loadgen report that has `latency_ms` (fan-out and kin)."""
     response, request = result["latency_ms"]["from_response"], result["latency_ms"]["from_request"]
     return {
-        "p50_ms": response.get("p50"),
-        "p99_ms": response.get("p99"),
-        "max_ms": response.get("max"),
-        "e2e_p50_ms": request.get("p50"),
-        "e2e_p99_ms": request.get("p99"),
+        "p50_ms": decimal(response.get("p50")),
+        "p99_ms": decimal(response.get("p99")),
+        "max_ms": decimal(response.get("max")),
+        "e2e_p50_ms": decimal(request.get("p50")),
+        "e2e_p99_ms": decimal(request.get("p99")),
     }
+
+
+def decimal(value: Any) -> float | None:
+    """A report's figure as a float (the npm client's JSON writes 12.0 as 12)."""
+    return None if value is None else float(value)
 
 
 # The report -----------------------------------------------------------------------

@@ -3,7 +3,11 @@
 Every scenario command (fanout.py and its siblings) uses the same pieces:
 
     with running_target("node") as target:      # free port, readiness wait, clean stop
-        report = run_loadgen(["fanout", ...], target)
+        report = run_loadgen(["fanout", ...], target)              # or client="npm"
+
+The load generator is one of `CLIENTS`: `lean` (bench/loadgen.py) or `npm`
+(bench/npm_client/loadgen.mjs: the npm graphql-ws client on `ws`, fan-out and memory
+scenarios only); both take the same options and write the same JSON report.
 
 A target is one of `TARGETS`: ours (`python -m app serve`, fresh SQLite in a temp dir),
 the Node peer, the hand-written Python peer, the floor, and `plain` (a hand-written
@@ -53,6 +57,9 @@ RESULTS_DIR = BENCH_DIR / "results"
 HOST = "127.0.0.1"
 PYTHON = sys.executable
 LOADGEN = BENCH_DIR / "loadgen.py"
+NPM_CLIENT_DIR = BENCH_DIR / "npm_client"
+NPM_LOADGEN = NPM_CLIENT_DIR / "loadgen.mjs"
+CLIENTS = ("lean", "npm")
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
@@ -217,17 +224,22 @@ LIVE_TARGETS = ("ours", "node", "python", "floor")
 
 def ensure_node_peer() -> None:
     """Install the Node peer's packages from its lock file when they are missing."""
-    installed = NODE_PEER_DIR / "node_modules" / ".package-lock.json"
-    lock = NODE_PEER_DIR / "package-lock.json"
+    ensure_npm_packages(NODE_PEER_DIR, "the Node peer")
+
+
+def ensure_npm_packages(directory: Path, what: str) -> None:
+    """`npm ci` in `directory` when its node_modules is missing or older than its lock."""
+    installed = directory / "node_modules" / ".package-lock.json"
+    lock = directory / "package-lock.json"
     if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
         return
     npm = shutil.which("npm")
     if npm is None:
-        raise TargetUnavailable("npm is not on PATH; cannot install the Node peer")
-    print("installing the Node peer's packages (npm ci) ...", file=sys.stderr, flush=True)
+        raise TargetUnavailable(f"npm is not on PATH; cannot install {what}")
+    print(f"installing {what}'s packages (npm ci) ...", file=sys.stderr, flush=True)
     completed = subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=NODE_PEER_DIR,
+        cwd=directory,
         capture_output=True,
         text=True,
         timeout=NPM_TIMEOUT_S,
@@ -383,6 +395,15 @@ def running_target(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def kind_of(name: str) -> str:
+    """The load-generator kind of target `name` (live, subscription, floor or http)."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-check-"))
+    try:
+        return TARGETS[name](0, workdir).kind
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def check_available(name: str) -> str | None:
     """None if target `name` can run here, else the reason it cannot."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-check-"))
@@ -396,6 +417,28 @@ def check_available(name: str) -> str | None:
 
 
 # Load generator -------------------------------------------------------------------
+
+
+def loadgen_command(client: str) -> list[str]:
+    """The command that runs load generator `client` (its packages installed first)."""
+    if client == "lean":
+        return [PYTHON, str(LOADGEN)]
+    if client != "npm":
+        raise HarnessError(f"unknown client {client!r}; known: {', '.join(CLIENTS)}")
+    node = shutil.which("node")
+    if node is None:
+        raise TargetUnavailable("node is not on PATH (the npm graphql-ws client)")
+    ensure_npm_packages(NPM_CLIENT_DIR, "the npm client")
+    return [node, str(NPM_LOADGEN)]
+
+
+def check_client(client: str) -> str | None:
+    """None if load generator `client` can run here, else the reason it cannot."""
+    try:
+        loadgen_command(client)
+        return None
+    except TargetUnavailable as error:
+        return str(error)
 
 
 class ResourceSampler:
@@ -426,15 +469,17 @@ class ResourceSampler:
                 return
 
 
-def run_loadgen(args: Sequence[str], target: RunningTarget, timeout: float) -> dict[str, Any]:
-    """Run bench/loadgen.py in its own process against `target`; its JSON report.
+def run_loadgen(
+    args: Sequence[str], target: RunningTarget, timeout: float, client: str = "lean"
+) -> dict[str, Any]:
+    """Run load generator `client` in its own process against `target`; its JSON report.
 
     The report gains `server` (CPU seconds used and peak/start RSS during the run) and
     `loadgen_process` (the loadgen process's own CPU seconds, from rusage).
     """
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out_path = Path(handle.name)
-    argv = [PYTHON, str(LOADGEN), *args, "--url", target.url, "--json-out", str(out_path)]
+    argv = [*loadgen_command(client), *args, "--url", target.url, "--json-out", str(out_path)]
     before = target.usage()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:

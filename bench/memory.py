@@ -1,14 +1,16 @@
 """Memory: resident memory per idle live subscription (RSS delta over N).
 
     .venv/bin/python bench/memory.py [--sizes 1000,5000] [--modes shared,separate,connections]
-                                     [--targets ours,node,python]
+                                     [--targets ours,node,python] [--client lean,npm]
 
-For each target and each mode, a fresh server, then `loadgen.py memory` in its own
-process: one viewer, one channel with `--seed-messages` messages (a ~2 KB result, as
-in the fan-out runs); a warm-up of 50 subscriptions opened and closed (first-use
-allocations are not per subscription); the server's RSS (psutil, median of 5 readings
-over `--settle` seconds) with none open; then the sizes in turn, cumulatively (1,000
-open, then 4,000 more), the RSS after each. Per subscription: (RSS - baseline) / N, in
+For each target, each load generator (`--client`: `lean`, bench/loadgen.py; `npm`,
+the npm graphql-ws client on `ws` in bench/npm_client) and each mode, a fresh server,
+then the load generator's `memory` scenario in its own process: one viewer, one
+channel with `--seed-messages` messages (a ~2 KB result, as in the fan-out runs); a
+warm-up of 50 subscriptions opened and closed (first-use allocations are not per
+subscription); the server's RSS (median of 5 readings over `--settle` seconds) with
+none open; then the sizes in turn, cumulatively (1,000 open, then 4,000 more), the RSS
+after each. Per subscription: (RSS - baseline) / N, in
 KiB. Each subscription has its own WebSocket (one per socket, as the loadgen opens
 them), so the figure includes the connection's own cost.
 
@@ -23,6 +25,9 @@ Modes:
 - `shared-deflate`: as `shared`, but every client offers permessage-deflate in its
   handshake, as browsers do; a server that accepts keeps a compressor per socket.
 
+The npm client offers permessage-deflate in every mode, as `ws` does by default: its
+`shared` is already `shared-deflate`, which it does not run again.
+
 Target: at most 20 KiB per idle live subscription.
 """
 
@@ -35,6 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import common
+import harness
 import report
 
 TARGETS = ("ours", "node", "python")
@@ -42,7 +48,9 @@ MODES = ("shared", "separate", "connections", "shared-deflate")
 GOAL_KIB = 20.0
 COLUMNS = [
     report.Column("target", "target"),
+    report.Column("client", "client"),
     report.Column("mode", "mode"),
+    report.Column("deflate offered", "deflate"),
     report.Column("N", "subscriptions"),
     report.Column("cohorts", "cohorts"),
     report.Column("baseline MiB", "baseline_mib", 1),
@@ -62,6 +70,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="cumulative, ascending",
     )
     parser.add_argument("--modes", default=",".join(MODES), type=common.names_of(MODES, "modes"))
+    parser.add_argument(
+        "--client",
+        default="lean",
+        type=common.names_of(harness.CLIENTS, "clients"),
+        help="load generators, rows each: lean (loadgen.py), npm (graphql-ws on ws)",
+    )
     parser.add_argument("--seed-messages", type=int, default=20)
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before a reading")
     parser.add_argument("--ready-timeout", type=float, default=300.0)
@@ -78,19 +92,21 @@ def run_one(
     *,
     env: dict[str, str] | None = None,
     label: str | None = None,
+    client: str = "lean",
 ) -> list[common.Row]:
-    """A fresh target, one loadgen run of `mode`: a row per size. ``env`` and ``label``
-    run a variant of the target under its own name."""
-    common.log(f"{label or name} {mode} ...")
+    """A fresh target, one run of `mode` by load generator `client`: a row per size.
+    ``env`` and ``label`` run a variant of the target under its own name."""
+    common.log(f"{label or name} {mode} client={client} ...")
     budget = args.ready_timeout * len(args.sizes) + 20 * args.settle + 180
     options = [
         *common.flags(mode=mode, sizes=",".join(map(str, args.sizes))),
         *common.forward(args, "seed_messages", "settle", "ready_timeout"),
     ]
     row, result = common.measure(
-        name, "memory", options, budget, env=env, label=label, server_pid=True
+        name, "memory", options, budget, env=env, label=label, server_pid=True, client=client
     )
     row["mode"] = mode
+    row["deflate"] = "yes" if client == "npm" or mode == "shared-deflate" else "no"
     if result is None:
         return [row]
     rows = []
@@ -106,8 +122,8 @@ def run_one(
                 "baseline_mib": baseline / 2**20,
                 "rss_mib": step["rss_bytes"] / 2**20,
                 "delta_mib": step["delta_bytes"] / 2**20,
-                "per_subscription_kib": step["per_subscription_kib"],
-                "open_s": step["open_s"],
+                "per_subscription_kib": common.decimal(step["per_subscription_kib"]),
+                "open_s": common.decimal(step["open_s"]),
             }
         )
         common.log(f"  N={step['subscriptions']}: {step['per_subscription_kib']} KiB each")
@@ -116,17 +132,26 @@ def run_one(
 
 
 def rows_for(name: str, args: argparse.Namespace) -> list[common.Row]:
-    return [row for mode in args.modes for row in run_one(name, mode, args)]
+    rows = []
+    for client in args.client:
+        for mode in args.modes:
+            if client == "npm" and mode == "shared-deflate" and "shared" in args.modes:
+                common.log(f"skip {name} {mode} client=npm: its `shared` already offers deflate")
+                continue
+            rows += run_one(name, mode, args, client=client)
+    return rows
 
 
 def plot(path: Path, rows: Sequence[common.Row], largest: int) -> None:
-    """KiB per subscription at the largest N: a group per mode, a bar per target."""
-    modes, series = report.pivot(
-        [row for row in rows if row["subscriptions"] == largest],
-        "mode",
-        "target",
-        "per_subscription_kib",
-    )
+    """KiB per subscription at the largest N: a group per mode, a bar per target (and
+    client, when there are two)."""
+    both = len({row["client"] for row in rows}) > 1
+    labelled = [
+        {**row, "series": f"{row['target']} {row['client']}" if both else row["target"]}
+        for row in rows
+        if row["subscriptions"] == largest
+    ]
+    modes, series = report.pivot(labelled, "mode", "series", "per_subscription_kib")
     report.plot_bars(
         path,
         modes,
@@ -150,7 +175,9 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
         notes="`KiB / sub`: (RSS - baseline) / N. `shared`: one query and variables for all "
         "(one cohort on ours); `separate`: a distinct extra variable each (N cohorts on "
         "ours); `connections`: connection_init only, no subscription; `shared-deflate`: as "
-        "`shared` with clients offering permessage-deflate (as browsers do). `cohorts`: from "
+        "`shared` with clients offering permessage-deflate (as browsers do). `client`: "
+        "`lean` is bench/loadgen.py, `npm` the npm graphql-ws client on `ws`, which offers "
+        "permessage-deflate in every mode (`deflate offered`). `cohorts`: from "
         f"GET /livez (ours only). Target: <= {GOAL_KIB:.0f} KiB per subscription.",
         plot=functools.partial(plot, largest=max(args.sizes)),
     )
@@ -158,7 +185,11 @@ def scenario(args: argparse.Namespace) -> common.Scenario:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return common.run(scenario(args), args, rows_for)
+    document = common.header("memory")
+    args.client, skipped_clients = common.available(args.client, harness.check_client)
+    rows, skipped = common.measure_targets(args, rows_for)
+    skipped.update({f"client {name}": why for name, why in skipped_clients.items()})
+    return common.publish(scenario(args), args, document, rows, skipped=skipped)
 
 
 if __name__ == "__main__":
