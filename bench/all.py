@@ -1,22 +1,27 @@
-"""Every scenario, one after the other, at sizes that fit in 15 minutes on 2 cores.
+"""Every scenario, one after the other, at sizes that fit in 35 minutes on 2 cores.
 
-    .venv/bin/python bench/all.py [--only fanout,precision,...] [--out-dir bench/results]
+    .venv/bin/python bench/all.py [--only fanout,fanout_cohorts,...] [--out-dir bench/results]
 
-Runs each scenario command in its own process, in this order and at these sizes
-(measured on this machine: about 12 minutes in all, more when other work loads it):
+Runs each scenario command in its own process, in this order and at these sizes (the
+six steps without `fanout_cohorts` and the npm client took about 12 minutes on this
+machine; more when other work loads it):
 
-  fanout         N = 100, 1,000, 5,000; 3 writes per row; all four targets
-  precision      N = 100, 1,000; 5 writes per row
-  sustained      1,000 subscribers over 100 channels, 8 writers, 10 s per phase
-  plain_queries  8 connections, 2 alternating runs of 8 s per target
-  memory         N = 1,000 then 2,000 (the standalone command's default goes to
-                 5,000; the figure per subscription barely moves with N), all modes
-  bytes          5 updates of a 50-message result
+  fanout          N = 100, 1,000, 5,000; 3 writes per row; all four targets
+  fanout_cohorts  N = 1,000 over 1, 200 and 1,000 variable sets, and over 200 users;
+                  both load generators (lean, npm); 3 writes per row; all four targets
+                  (the floor at one variable set, the Python peer at one user)
+  precision       N = 100, 1,000; 5 writes per row
+  sustained       1,000 subscribers over 100 channels, 8 writers, 10 s per phase
+  plain_queries   8 connections, 2 alternating runs of 8 s per target
+  memory          N = 1,000 then 2,000 (the standalone command's default goes to
+                  5,000; the figure per subscription barely moves with N), all modes,
+                  both load generators
+  bytes           5 updates of a 50-message result
 
 Each writes its own `<scenario>.{json,md,png}` in `--out-dir`; this command then
 writes `all.md` there: every scenario's table, how long each took, and the machine's
 load average before and after. A step that fails is reported and the others still
-run; a step still running when the 15-minute budget (`--budget`) is spent is stopped,
+run; a step still running when the 35-minute budget (`--budget`) is spent is stopped,
 and the steps after it are skipped, with the reason in `all.md`.
 """
 
@@ -37,10 +42,25 @@ import harness
 BENCH = Path(__file__).resolve().parent
 STEPS: dict[str, list[str]] = {
     "fanout": ["fanout.py", "--rounds", "3"],
+    "fanout_cohorts": [
+        "fanout.py",
+        "--sizes",
+        "1000",
+        "--cohorts",
+        "1,200,1000",
+        "--users",
+        "200",
+        "--client",
+        "lean,npm",
+        "--rounds",
+        "3",
+        "--name",
+        "fanout_cohorts",
+    ],
     "precision": ["precision.py"],
     "sustained": ["sustained.py", "--duration", "10"],
     "plain_queries": ["plain_queries.py", "--repeats", "2", "--duration", "8"],
-    "memory": ["memory.py", "--sizes", "1000,2000", "--settle", "2"],
+    "memory": ["memory.py", "--sizes", "1000,2000", "--settle", "2", "--client", "lean,npm"],
     "bytes": ["bytes.py"],
 }
 
@@ -49,7 +69,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(STEPS), help="comma-separated scenarios")
     parser.add_argument("--out-dir", type=Path, default=harness.RESULTS_DIR)
-    parser.add_argument("--budget", type=float, default=15 * 60, help="seconds for all steps")
+    parser.add_argument("--budget", type=float, default=35 * 60, help="seconds for all steps")
     args = parser.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in args.only if name not in STEPS]
