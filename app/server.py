@@ -69,6 +69,7 @@ async def start_services(
         event_queue_max=settings.event_queue_max,
         batch_max=settings.live_batch_max,
         epochs=domain.epochs,
+        query_cache_max_bytes=settings.query_cache_max_bytes if settings.query_cache else None,
     )
     services = Services(
         settings=settings,

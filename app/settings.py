@@ -156,6 +156,10 @@ class Settings:
     # off by default, since a compressor per socket costs more memory than the socket.
     ws_implementation: str = DEFAULT_WS_IMPLEMENTATION
     ws_permessage_deflate: bool = False
+    # Plain query results kept until a change touches what they read (QUERY_CACHE=0:
+    # every query runs), at most this many bytes of them.
+    query_cache: bool = True
+    query_cache_max_bytes: int = 32 * 1024 * 1024
 
     @property
     def resolved_storage_url(self) -> str:
@@ -225,4 +229,6 @@ class Settings:
                 "WS_IMPLEMENTATION", WS_IMPLEMENTATIONS, DEFAULT_WS_IMPLEMENTATION
             ),
             ws_permessage_deflate=_bool("WS_PERMESSAGE_DEFLATE", False),
+            query_cache=_bool("QUERY_CACHE", True),
+            query_cache_max_bytes=_int("QUERY_CACHE_MAX_BYTES", 32 * 1024 * 1024),
         )

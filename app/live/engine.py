@@ -24,6 +24,7 @@ from app.live.events import EventFilter, EventHub, EventStream
 from app.live.feed import ChangeFeed
 from app.live.index import InvalidationIndex, touches
 from app.live.pruning import ChangeLogPruner
+from app.live.querycache import QueryCache
 from app.live.readset import ReadSet
 from app.live.revocation import Revocation
 from app.live.signals import SignalHub
@@ -68,6 +69,7 @@ class LiveEngine:
         max_per_user: int = 500,
         event_queue_max: int = 1000,
         batch_max: int = 100,
+        query_cache_max_bytes: int | None = None,
     ) -> None:
         self.feed = ChangeFeed(
             db,
@@ -95,9 +97,14 @@ class LiveEngine:
         self.events = EventHub(db, lambda: self.feed.applied_version)
         self.signals = SignalHub()
         self.event_queue_max = event_queue_max
+        # Plain query results, evicted as batches are applied (None: not cached).
+        self.query_cache = (
+            QueryCache(query_cache_max_bytes) if query_cache_max_bytes is not None else None
+        )
 
     def stats(self) -> dict[str, int]:
         """Counters for operators and benchmarks: no identities, no query text."""
+        cache = self.query_cache.stats() if self.query_cache is not None else {}
         return {
             "version": self.feed.applied_version,
             "executions": self.executions,
@@ -107,6 +114,7 @@ class LiveEngine:
             "reconnects": self.feed.reconnects,
             "event_streams": self.events.count(),
             "signal_streams": self.signals.count(),
+            **cache,
         }
 
     def bind(self, execute: Execute, opener: Opener | None = None) -> None:
@@ -136,14 +144,24 @@ class LiveEngine:
         self.pruner.committed(batch.version)
 
     def _reset(self, version: int) -> None:
+        self.drop_cached_results()
         for cohort in self.cohorts.values():
             cohort.invalidate(version)
         self.events.reset()
+
+    def drop_cached_results(self) -> None:
+        """Forget every cached query result, and those of the runs on their way."""
+        if self.query_cache is not None:
+            self.query_cache.clear()
 
     def _on_signal(self, topic: str, payload: Any) -> None:
         self.signals.dispatch(topic, payload)
 
     def _on_batch(self, batch: ChangeBatch) -> None:
+        # Before anything else can run: once this version is applied, no cached result
+        # it touches may be served.
+        if self.query_cache is not None:
+            self.query_cache.evict(batch.changes)
         self.events.dispatch(batch)
         for key in self.index.affected(batch.changes):
             cohort = self.cohorts.get(key)

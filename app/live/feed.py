@@ -202,6 +202,11 @@ class ChangeFeed:
         except TimeoutError:
             return False
 
+    @property
+    def behind(self) -> bool:
+        """Whether later versions are known here, waiting for a missing one to be read."""
+        return bool(self._pending)
+
     def since(self, version: int) -> list[ChangeBatch] | None:
         """Batches applied after ``version``, or None if they are no longer kept."""
         if version >= self.applied_version:
