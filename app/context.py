@@ -10,6 +10,7 @@ mutation reads what it writes against, with the transaction's tenant scope and l
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
@@ -63,6 +64,9 @@ class Ctx:
         # Recorded as it reads; a live run passes its own, kept if the execution fails.
         self.reads = reads if reads is not None else ReadSet()
         self.version: int | None = None
+        # When this execution's result stops being true whatever is written (seconds
+        # since the epoch); a cached copy of it is not served after that.
+        self.valid_until = math.inf
         self._session: AsyncSession | None = None
         # The write transaction running now, if any: reads go through it meanwhile.
         self._tx: Tx | None = None
@@ -71,6 +75,11 @@ class Ctx:
         # A live run of a batch reads the batch's snapshot, through its loaders.
         self._shared = shared
         self.loaders = Loaders(self.rows, self.reads, shared.loaders if shared else None)
+
+    def holds_until(self, at: float) -> None:
+        """The result holds until ``at`` at most: it carries something that expires by
+        itself (a signed URL), which no change to the data would announce."""
+        self.valid_until = min(self.valid_until, at)
 
     @property
     def settings(self) -> Settings:

@@ -43,12 +43,13 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage
 from strawberry.types.unset import UNSET
 
-from app.auth import Viewer, bearer
+from app.auth import Probe, Viewer, bearer
 from app.context import Ctx
 from app.errors import BAD_USER_INPUT, NOT_FOUND, AppError, Unauthenticated
 from app.live import patches
 from app.live.connection import LiveConnection
 from app.live.frames import encoded_next
+from app.live.querycache import encode_default, plain_default
 from app.schema.directive import live_request, operation_type
 from app.schema.documents import parse_ahead
 from app.schema.live import LiveSchema
@@ -90,12 +91,24 @@ class TransportContext:
             return
         self.viewer = viewer
 
-    def new_ctx(self) -> Ctx:
+    def current_viewer(self) -> Viewer | None:
+        """The authenticated viewer, unless its token expired or was revoked since
+        (a WebSocket authenticates once, then runs many operations)."""
+        viewer = self.viewer
+        if viewer is None or viewer.expired or self.services.live.revocation.revoked(viewer):
+            return None
+        return viewer
+
+    def new_ctx(self, probe: Probe | None = None) -> Ctx:
+        """A fresh execution context; ``probe`` hears each read of a narrower identity
+        than the workspace (see ``Viewer.probed``)."""
         viewer, auth_error = self.viewer, self.auth_error
         if viewer is not None and self.services.live.revocation.revoked(viewer):
             # Signed out everywhere since this connection authenticated: a WebSocket
             # runs nothing more with that token.
             viewer, auth_error = None, Unauthenticated("Token revoked")
+        if viewer is not None and probe is not None:
+            viewer = viewer.probed(probe)
         context = self.services.domain.context or Ctx
         return context(
             self.services,
@@ -282,12 +295,13 @@ class GraphQLView(GraphQL[TransportContext, None]):
         return parsed
 
     def encode_json(self, data: object) -> str:
+        # A result served from the query cache is written out as the JSON it was kept as.
         try:
-            return encoded_next(data) or orjson.dumps(data).decode()
+            return encoded_next(data) or orjson.dumps(data, default=encode_default).decode()
         except orjson.JSONEncodeError:
             # A lone surrogate (echoed from bad input into an error message): orjson
             # refuses it, the standard encoder escapes it.
-            return json.dumps(data)
+            return json.dumps(data, default=plain_default)
 
     def _refused(self, exc: HTTPException, request: Request) -> Response:
         """Strawberry refuses a malformed request with a plain-text reason; every error

@@ -83,6 +83,8 @@ async def url(ctx: Ctx, file: File) -> str:
     # an unchanged result stays unchanged (and is not sent again).
     window = max(1, settings.download_url_ttl_s // 2)
     expires = (int(time.time()) // window + 2) * window
+    # Served from the query cache until the window ends, a URL still has a window left.
+    ctx.holds_until(expires - window)
     token = signing.sign(
         settings.secret_key, signing.DOWNLOAD, {"f": file.id, "w": file.workspace_id}, expires
     )

@@ -20,10 +20,12 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from app.auth import Probe
 from app.context import Ctx
 from app.errors import RATE_LIMITED, AppError
 from app.errors_format import format_errors
 from app.live.cohort import Cohort
+from app.schema.cached import CachedRun
 from app.schema.directive import LIVE_DIRECTIVE, find_operation, live_request, parse_cached
 from app.schema.documents import parse_document, validation_errors
 from app.schema.limits import ALL_RULES
@@ -47,10 +49,11 @@ class LiveSchema(strawberry.Schema):
     # -- contexts ----------------------------------------------------------------------
 
     @staticmethod
-    def _fresh(context_value: Any) -> Ctx:
+    def _fresh(context_value: Any, cached: CachedRun | None = None) -> Ctx:
         if isinstance(context_value, Ctx):
             return context_value
-        return cast(Ctx, context_value.new_ctx())
+        probe: Probe | None = cached.asked.append if cached is not None else None
+        return cast(Ctx, context_value.new_ctx(probe))
 
     async def execute(
         self,
@@ -62,7 +65,15 @@ class LiveSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        ctx = self._fresh(context_value)
+        cached = None
+        if root_value is None and not operation_extensions:
+            cached = CachedRun.begin(
+                context_value, query, variable_values, operation_name, allowed_operation_types
+            )
+            hit = cached.hit() if cached is not None else None
+            if hit is not None:
+                return hit
+        ctx = self._fresh(context_value, cached)
         try:
             result = await super().execute(
                 query,
@@ -76,6 +87,9 @@ class LiveSchema(strawberry.Schema):
         finally:
             if ctx is not context_value:
                 await _close(ctx)
+        if cached is not None:
+            cached.keep(result, ctx)
+        await _read_your_writes(ctx)
         _stamp_version(result, ctx)
         return result
 
@@ -136,7 +150,15 @@ class LiveSchema(strawberry.Schema):
             return self._live(
                 query, variable_values, context_value, operation_name, live.throttle_ms
             )
-        ctx = self._fresh(context_value)
+        cached = None
+        if root_value is None and not operation_extensions:
+            cached = CachedRun.begin(
+                context_value, query, variable_values, operation_name, allowed_operation_types
+            )
+            hit = cached.hit() if cached is not None else None
+            if hit is not None:
+                return _once(hit)
+        ctx = self._fresh(context_value, cached)
         inner = await super().stream(
             query,
             variable_values,
@@ -146,20 +168,18 @@ class LiveSchema(strawberry.Schema):
             operation_extensions,
             allowed_operation_types,
         )
-        return self._once(inner, ctx, context_value)
+        return self._once(inner, ctx, context_value, cached)
 
     async def _once(
-        self, inner: AsyncIterator[Any], ctx: Ctx, transport: Any
+        self, inner: AsyncIterator[Any], ctx: Ctx, transport: Any, cached: CachedRun | None
     ) -> AsyncGenerator[Any, None]:
         try:
             async for result in inner:
+                if cached is not None:
+                    cached.keep(result, ctx)
+                await _read_your_writes(ctx)
                 connection = getattr(transport, "live_connection", None)
                 if ctx.version is not None and connection is not None:
-                    # Until this process has applied every version up to ours (one may
-                    # still be on its way from another process), no live query here
-                    # even knows it is behind.
-                    feed = ctx.services.live.feed
-                    await feed.wait_applied(ctx.version, READ_YOUR_WRITES_TIMEOUT_S)
                     await connection.wait_caught_up(ctx.version, READ_YOUR_WRITES_TIMEOUT_S)
                 if isinstance(result, ExecutionResult):
                     _stamp_version(result, ctx)
@@ -270,6 +290,18 @@ async def _once(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None
 
 def _error(message: str, extensions: dict[str, Any]) -> ExecutionResult:
     return ExecutionResult(data=None, errors=[GraphQLError(message, extensions=extensions)])
+
+
+async def _read_your_writes(ctx: Ctx) -> None:
+    """A write's answer waits until this process has applied its version (one before it
+    may still be on its way from another process): until then, neither do the live
+    queries here know they are behind, nor has the query cache dropped what it touched."""
+    if ctx.version is None:
+        return
+    live = ctx.services.live
+    if not await live.feed.wait_applied(ctx.version, READ_YOUR_WRITES_TIMEOUT_S):
+        # The writer's next read must not be answered from before its write.
+        live.drop_cached_results()
 
 
 def _stamp_version(result: ExecutionResult, ctx: Ctx) -> None:

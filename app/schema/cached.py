@@ -1,0 +1,132 @@
+"""Plain queries through the result cache (``app.live.querycache``): a hit, or a kept run.
+
+The transport has authenticated the request before the cache is asked (over HTTP the
+token is decoded and its epoch checked on every request; a WebSocket authenticates at
+connect), and the rate limits have counted it. A hit is served only to a viewer whose
+token has neither expired nor been revoked since, and never while this process knows it
+is behind the change log. A miss runs as usual, as a probed viewer: the identity it
+reads decides how widely its result is shared, as for a live cohort.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, cast
+
+import orjson
+from graphql import OperationType as GraphQLOperationType
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from app.auth import Scope, Viewer
+from app.live.querycache import CachedData, CacheKey, Entry, QueryCache, operation_digest
+from app.live.readset import ReadSet
+from app.schema.directive import operation_type
+
+if TYPE_CHECKING:
+    from app.context import Ctx
+    from app.live.feed import ChangeFeed
+
+
+class CachedRun:
+    """One plain query as a viewer: its cached result, or a run whose result is kept."""
+
+    __slots__ = (
+        "asked",
+        "cache",
+        "feed",
+        "generation",
+        "operation",
+        "operation_name",
+        "query",
+        "started",
+        "viewer",
+    )
+
+    def __init__(
+        self,
+        cache: QueryCache,
+        feed: ChangeFeed,
+        operation: bytes,
+        query: str,
+        operation_name: str | None,
+        viewer: Viewer,
+    ) -> None:
+        self.cache = cache
+        self.feed = feed
+        self.operation = operation
+        self.query = query
+        self.operation_name = operation_name
+        self.viewer = viewer
+        # Batches applied from here on may have been missed by the run's snapshot.
+        self.started = feed.applied_version
+        self.generation = cache.generation
+        self.asked: list[Scope] = []
+
+    @classmethod
+    def begin(
+        cls,
+        transport: Any,
+        query: str | None,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        allowed: Iterable[OperationType] | None = None,
+    ) -> CachedRun | None:
+        """The cache's part in this operation, or None where it has none: no cache, no
+        valid viewer, an operation known to read the token, or not a transport's."""
+        current_viewer = getattr(transport, "current_viewer", None)
+        if current_viewer is None or not query:
+            return None
+        if allowed is not None and OperationType.QUERY not in allowed:
+            return None
+        live = transport.services.live
+        cache: QueryCache | None = live.query_cache
+        if cache is None or live.feed.behind:
+            return None
+        viewer: Viewer | None = current_viewer()
+        if viewer is None:
+            return None
+        operation = operation_digest(query, variables, operation_name)
+        if operation is None or cache.scope(operation) is Scope.TOKEN:
+            return None
+        return cls(cache, live.feed, operation, query, operation_name, viewer)
+
+    def _key(self, scope: Scope) -> CacheKey:
+        return (self.operation, scope, self.viewer.scope_id(scope))
+
+    def hit(self) -> ExecutionResult | None:
+        """The kept result, if there is one: parse, validation and execution skipped."""
+        entry = self.cache.get(self._key(self.cache.scope(self.operation)), time.time())
+        if entry is None:
+            return None
+        # Not a dict: a read-only view whose JSON the view's encoder writes as it is.
+        return ExecutionResult(data=cast(dict[str, Any], CachedData(entry)), errors=None)
+
+    def keep(self, result: object, ctx: Ctx) -> None:
+        """Keep the run's result, before anyone else sees it, if it may be shared: a query
+        that answered without errors, wrote nothing, and read no more than the user."""
+        if operation_type(self.query, self.operation_name) is not GraphQLOperationType.QUERY:
+            return
+        self.cache.missed()
+        if (
+            type(result) is not ExecutionResult
+            or result.errors
+            or result.extensions
+            or not isinstance(result.data, dict)
+            or ctx.version is not None
+            or ctx.viewer is None
+        ):
+            return
+        self.cache.narrow(self.operation, max(self.asked, default=Scope.TENANT))
+        scope = self.cache.scope(self.operation)
+        if scope is Scope.TOKEN:
+            return
+        try:
+            body = orjson.dumps(result.data)
+        except orjson.JSONEncodeError:
+            return  # not JSON that orjson writes (a lone surrogate): not kept
+        # A copy: the index must unregister exactly what it registered.
+        reads = ReadSet(set(ctx.reads.rows), set(ctx.reads.ranges), set(ctx.reads.tables))
+        entry = Entry(body, reads, self.started, ctx.valid_until)
+        self.cache.put(self._key(scope), entry, self.feed.since(self.started), self.generation)
