@@ -12,7 +12,8 @@ machine; more when other work loads it):
                   (the floor at one variable set, the Python peer at one user)
   precision       N = 100, 1,000; 5 writes per row
   sustained       1,000 subscribers over 100 channels, 8 writers, 10 s per phase
-  plain_queries   8 connections, 2 alternating runs of 8 s per target
+  plain_queries   8 connections, 2 alternating runs of 8 s per target and query
+                  (ours, ours with QUERY_CACHE=0, plain; the page and { __typename })
   memory          N = 1,000 then 2,000 (the standalone command's default goes to
                   5,000; the figure per subscription barely moves with N), all modes,
                   both load generators

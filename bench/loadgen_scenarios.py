@@ -68,6 +68,8 @@ from wsclient import HttpClient, WsConnection
 MAX_SUBSCRIBERS = 20_000
 MAX_CHANNELS = 2_000
 PLAIN_QUERY = f"query Msgs($c: ID!) {{ {SELECTION} }}"
+# What `http --query` sends: the page of messages, or the least a GraphQL server answers.
+HTTP_QUERIES = {"messages": PLAIN_QUERY, "typename": "query Msgs { __typename }"}
 
 
 # Shared pieces --------------------------------------------------------------------
@@ -580,13 +582,15 @@ class HttpConfig:
     warmup: float
     request_timeout: float
     max_requests: int
+    query: str = "messages"
 
 
 async def run_http(config: HttpConfig) -> dict[str, Any]:
     """Closed-loop: `connections` kept-alive clients repeat the same query for `duration`."""
     endpoint = config.endpoint
+    variables = {"c": config.channel_id} if config.query == "messages" else {}
     body = json.dumps(
-        {"query": PLAIN_QUERY, "variables": {"c": config.channel_id}, "operationName": "Msgs"}
+        {"query": HTTP_QUERIES[config.query], "variables": variables, "operationName": "Msgs"}
     ).encode()
     headers = {"Authorization": f"Bearer {config.token}"}
     probe_client = HttpClient(endpoint.host, endpoint.port)
@@ -599,7 +603,7 @@ async def run_http(config: HttpConfig) -> dict[str, Any]:
     payload = json.loads(first.body)
     if first.status != 200 or payload.get("errors") or not payload.get("data"):
         raise LoadgenError(f"HTTP {first.status}: {first.body[:500]!r}")
-    edges = payload["data"]["messages"]["edges"]
+    edges = payload["data"]["messages"]["edges"] if config.query == "messages" else []
     data_digest = hashlib.sha256(
         json.dumps(payload["data"], sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
@@ -640,6 +644,7 @@ async def run_http(config: HttpConfig) -> dict[str, Any]:
     loadgen_cpu = time.process_time() - cpu_before
     return {
         "scenario": "http",
+        "query": config.query,
         "connections": config.connections,
         "duration_s": round(elapsed, 3),
         "warmup_s": config.warmup,
@@ -960,6 +965,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     http.add_argument("--warmup", type=float, default=2.0)
     http.add_argument("--request-timeout", type=float, default=30.0)
     http.add_argument("--max-requests", type=int, default=1_000_000)
+    http.add_argument("--query", choices=sorted(HTTP_QUERIES), default="messages")
 
     memory = commands.add_parser("memory", help="RSS per idle live subscription")
     common_arguments(memory)

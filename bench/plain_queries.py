@@ -1,31 +1,40 @@
-"""Plain queries: HTTP throughput of one page of messages, ours against plain Strawberry.
+"""Plain queries: HTTP throughput of one page of messages, ours (with and without the
+query cache) against plain Strawberry, beside `{ __typename }` on each.
 
     .venv/bin/python bench/plain_queries.py [--duration 10] [--repeats 3] [--connections 8]
+                                            [--queries messages,typename]
 
-The query, over HTTP POST with a bearer token:
+The queries, over HTTP POST with a bearer token:
 
     query Msgs($c: ID!) { messages(channelId: $c, first: 50)
                           { edges { node { id body author { name } } } } }
+    query Msgs { __typename }
 
-Both targets read the same SQLite file. Our server (`python -m app serve`) starts on
+Every target reads the same SQLite file. Our server (`python -m app serve`) starts on
 a fresh file and is seeded through its own API (`signUp`, `createChannel`,
-`--seed-messages` messages: the page holds 50 of them); then the plain peer
-(`peers/plain_strawberry.py`: hand-written Strawberry types over `app.database` and
-`app.schema.models`, a DataLoader for authors, no generated types, no read-set
-tracking, no live engine) starts on that same file with the same SECRET_KEY, so our
-token works on both. With both idle servers up, `loadgen.py http` (its own process:
+`--seed-messages` messages: the page holds 50 of them); then a second one with
+`QUERY_CACHE=0` (every query runs), and the plain peer (`peers/plain_strawberry.py`:
+hand-written Strawberry types over `app.database` and `app.schema.models`, a
+DataLoader for authors, no generated types, no read-set tracking, no live engine, the
+same process tuning) start on that same file with the same SECRET_KEY, so our token
+works on all three. With the servers up and idle, `loadgen.py http` (its own process:
 `--connections` closed-loop clients on kept-alive HTTP/1.1 connections, a warm-up,
-then `--duration` seconds counted) runs against each in turn, `--repeats` times,
-alternating, so that a change in the machine's load hits both alike. The answer's
-`data` must be identical on both (checked by hash).
+then `--duration` seconds counted) runs against each target and query in turn,
+`--repeats` times, alternating, so that a change in the machine's load hits all alike.
+The answer's `data` must be identical on every target (checked by hash).
 
 Reported: requests/s (median of the repeats) and latency p50/p99 (all repeats pooled),
-and ours / plain. Target: ours >= 0.9x plain.
+the ratio to plain on the same query and to the same target's `{ __typename }`, and our
+query cache's hits over the runs. Targets: the cached page at >= 0.5x our
+`{ __typename }`; uncached, >= 1.5x plain.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.client
+import json
 import secrets
 import shutil
 import statistics
@@ -40,17 +49,28 @@ import harness
 import report
 
 COLUMNS = [
+    report.Column("query", "query"),
     report.Column("target", "target"),
     report.Column("req/s", "requests_per_s"),
     report.Column("x plain", "ratio", 2),
+    report.Column("x typename", "typename_ratio", 2),
     report.Column("p50 ms", "p50_ms", 2),
     report.Column("p99 ms", "p99_ms", 2),
     report.Column("runs req/s", "runs"),
     report.Column("failures", "failures"),
+    report.Column("cache hits", "cache_hits"),
     report.Column("server cpu %", "server_cpu_pct", 0),
     report.Column("loadgen cpu %", "loadgen_cpu_pct", 0),
 ]
-GOAL = 0.9
+QUERIES = ("messages", "typename")
+# Each target: the harness target it runs as, and its environment beyond the shared one.
+TARGETS: dict[str, tuple[str, dict[str, str]]] = {
+    "ours": ("ours", {}),
+    "ours-uncached": ("ours", {"QUERY_CACHE": "0"}),
+    "plain": ("plain", {}),
+}
+CACHED_GOAL = 0.5  # the cached page against our { __typename }
+UNCACHED_GOAL = 1.5  # the uncached page against plain Strawberry's
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -60,6 +80,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="runs per target, alternating")
     parser.add_argument("--connections", type=int, default=8, help="closed-loop clients")
     parser.add_argument("--seed-messages", type=int, default=60)
+    parser.add_argument(
+        "--queries",
+        default=",".join(QUERIES),
+        type=common.names_of(QUERIES, "queries"),
+        help=f"comma-separated, of {', '.join(QUERIES)}",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.duration <= 300 or not 1 <= args.repeats <= 20:
         parser.error("--duration in (0, 300] s, --repeats in 1..20")
@@ -69,24 +95,47 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def http_run(
-    target: harness.RunningTarget, session: dict[str, Any], args: argparse.Namespace
+    target: harness.RunningTarget, session: dict[str, Any], query: str, args: argparse.Namespace
 ) -> dict[str, Any]:
     argv = [
         "http",
-        *common.flags(token=session["token"], channel=session["channel_id"]),
+        *common.flags(token=session["token"], channel=session["channel_id"], query=query),
         *common.forward(args, "connections", "duration", "warmup"),
     ]
+    hits_before = cache_hits(target)
     result = harness.run_loadgen(argv, target, args.duration + args.warmup + 120)
+    hits_after = cache_hits(target)
+    if hits_before is not None and hits_after is not None:
+        result["cache_hits"] = hits_after - hits_before
     server_cpu = result["server"]["cpu_s"]
     # The server's CPU over the whole loadgen run (warm-up included), as a share of a core.
     result["server_cpu_pct"] = 100 * server_cpu / (args.duration + args.warmup)
     return result
 
 
-def measure_both(args: argparse.Namespace) -> tuple[dict[str, list[dict[str, Any]]], str | None]:
-    """Ours seeded through its API, the plain peer on the same file; alternating runs.
+def cache_hits(target: harness.RunningTarget) -> int | None:
+    """Our query cache's hits so far (`GET /livez`); None where there is no cache."""
+    connection = http.client.HTTPConnection(harness.HOST, target.port, timeout=5.0)
+    try:
+        connection.request("GET", "/livez")
+        response = connection.getresponse()
+        if response.status != 200:
+            return None
+        hits = json.loads(response.read()).get("query_cache_hits")
+        return int(hits) if hits is not None else None
+    except (OSError, ValueError):
+        return None
+    finally:
+        connection.close()
 
-    The runs of each target, and the error that stopped them (None if none did).
+
+Runs = dict[tuple[str, str], list[dict[str, Any]]]
+
+
+def measure_all(args: argparse.Namespace) -> tuple[Runs, str | None]:
+    """Ours seeded through its API, the others on the same file; alternating runs.
+
+    The runs of each (query, target), and the error that stopped them (None if none did).
     """
     shared_dir = Path(tempfile.mkdtemp(prefix="bench-plain-queries-"))
     env = {
@@ -94,20 +143,26 @@ def measure_both(args: argparse.Namespace) -> tuple[dict[str, list[dict[str, Any
         "SECRET_KEY": secrets.token_urlsafe(32),
         "DATA_DIR": str(shared_dir),
     }
-    runs: dict[str, list[dict[str, Any]]] = {"ours": [], "plain": []}
+    runs: Runs = {(query, name): [] for query in args.queries for name in TARGETS}
     try:
-        with harness.running_target("ours", env=env) as ours:
-            common.log(f"seeding {args.seed_messages} messages through our API ...")
-            session = harness.run_loadgen(
-                ["setup", *common.forward(args, "seed_messages")], ours, 300
-            )
-            with harness.running_target("plain", env=env) as plain:
-                targets = {"ours": ours, "plain": plain}
-                for repeat in range(args.repeats):
+        with contextlib.ExitStack() as stack:
+            targets: dict[str, harness.RunningTarget] = {}
+            session: dict[str, Any] = {}
+            for name, (kind, extra) in TARGETS.items():
+                targets[name] = stack.enter_context(
+                    harness.running_target(kind, env={**env, **extra})
+                )
+                if not session:
+                    common.log(f"seeding {args.seed_messages} messages through our API ...")
+                    session = harness.run_loadgen(
+                        ["setup", *common.forward(args, "seed_messages")], targets[name], 300
+                    )
+            for repeat in range(args.repeats):
+                for query in args.queries:
                     for name, target in targets.items():
-                        common.log(f"{name} run {repeat + 1}/{args.repeats} ...")
-                        result = http_run(target, session, args)
-                        runs[name].append(result)
+                        common.log(f"{query} on {name}, run {repeat + 1}/{args.repeats} ...")
+                        result = http_run(target, session, query, args)
+                        runs[(query, name)].append(result)
                         common.log(
                             f"  {result['requests_per_s']} req/s, "
                             f"p99 {result['latency_ms']['p99']} ms"
@@ -120,15 +175,18 @@ def measure_both(args: argparse.Namespace) -> tuple[dict[str, list[dict[str, Any
     return runs, None
 
 
-def summarize(name: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def summarize(query: str, name: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     pooled_p50 = statistics.median(run["latency_ms"]["p50"] for run in runs)
+    hits = [run["cache_hits"] for run in runs if "cache_hits" in run]
     return {
+        "query": query,
         "target": name,
         "requests_per_s": statistics.median(run["requests_per_s"] for run in runs),
         "runs": " / ".join(f"{run['requests_per_s']:.0f}" for run in runs),
         "p50_ms": pooled_p50,
         "p99_ms": statistics.median(run["latency_ms"]["p99"] for run in runs),
         "failures": sum(run["failures"] for run in runs),
+        "cache_hits": sum(hits) if hits else None,
         "server_cpu_pct": statistics.median(run["server_cpu_pct"] for run in runs),
         "loadgen_cpu_pct": 100 * statistics.median(run["loadgen_cpu_share"] for run in runs),
         "edges": runs[0]["edges"],
@@ -138,16 +196,47 @@ def summarize(name: str, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def with_ratios(rows: Sequence[common.Row]) -> None:
+    """Each row against plain on its query, and against its target's { __typename }."""
+    rate = {(row["query"], row["target"]): row["requests_per_s"] for row in rows}
+    for row in rows:
+        plain = rate.get((row["query"], "plain"))
+        typename = rate.get(("typename", row["target"]))
+        row["ratio"] = row["requests_per_s"] / plain if plain else None
+        row["typename_ratio"] = row["requests_per_s"] / typename if typename else None
+
+
+def verdicts(rows: Sequence[common.Row]) -> list[str]:
+    rate = {(row["query"], row["target"]): row["requests_per_s"] for row in rows}
+    said = []
+    cached, typename = rate.get(("messages", "ours")), rate.get(("typename", "ours"))
+    if cached and typename:
+        ratio = cached / typename
+        met = "met" if ratio >= CACHED_GOAL else "NOT met"
+        said.append(
+            f"cached page / our {{ __typename }} = {ratio:.2f} (target >= {CACHED_GOAL}): {met}"
+        )
+    uncached, plain = rate.get(("messages", "ours-uncached")), rate.get(("messages", "plain"))
+    if uncached and plain:
+        ratio = uncached / plain
+        met = "met" if ratio >= UNCACHED_GOAL else "NOT met"
+        said.append(f"uncached page / plain = {ratio:.2f} (target >= {UNCACHED_GOAL}): {met}")
+    return said
+
+
 def plot(path: Path, rows: Sequence[common.Row]) -> None:
-    """Requests/s of each target, the goal drawn at 0.9x plain's."""
-    plain = next((row for row in rows if row["target"] == "plain"), None)
+    """Requests/s of each target, one group per query."""
+    queries = [query for query in QUERIES if any(row["query"] == query for row in rows)]
+    series = []
+    for name in TARGETS:
+        mine = {row["query"]: row["requests_per_s"] for row in rows if row["target"] == name}
+        series.append((name, [mine.get(query) for query in queries]))
     report.plot_bars(
         path,
-        ["requests/s"],
-        [(row["target"], [row["requests_per_s"]]) for row in rows],
-        "Plain queries: messages(first: 50) { author { name } } over HTTP",
+        ["messages(first: 50)" if query == "messages" else "{ __typename }" for query in queries],
+        series,
+        "Plain queries over HTTP: ours with and without the query cache, plain Strawberry",
         "requests per second",
-        goal=((GOAL * plain["requests_per_s"], f"{GOAL}x plain") if plain else None),
     )
 
 
@@ -156,16 +245,22 @@ def scenario(args: argparse.Namespace, verdict: str) -> common.Scenario:
         name="plain_queries",
         title="Plain queries",
         details=f"{args.connections} kept-alive connections, {args.repeats} alternating runs "
-        f"of {args.duration:g} s per target, 50 edges per answer.",
+        f"of {args.duration:g} s per target and query, 50 edges per page.",
         columns=COLUMNS,
         config={
-            "query": "query Msgs($c: ID!) { messages(channelId: $c, first: 50) "
-            "{ edges { node { id body author { name } } } } }",
+            "queries": {
+                "messages": "query Msgs($c: ID!) { messages(channelId: $c, first: 50) "
+                "{ edges { node { id body author { name } } } } }",
+                "typename": "query Msgs { __typename }",
+            },
             "ours_env": dict(harness.OURS_EXTRA_ENV),
+            "targets_env": {name: extra for name, (_, extra) in TARGETS.items()},
         },
-        notes=f"{verdict}\n\n`req/s`: median of the runs (each run listed); `p50`/`p99`: "
-        "median over the runs; `server cpu %`: of one core, warm-up included; `loadgen cpu "
-        "%`: the load generator's own process (on the other core).",
+        notes=f"{verdict}\n\n`req/s`: median of the runs (each run listed); `x plain`: "
+        "against plain Strawberry on the same query; `x typename`: against the same "
+        "target's `{ __typename }`; `cache hits`: our query cache's, over the runs "
+        "(warm-ups included); `p50`/`p99`: median over the runs; `server cpu %`: of one "
+        "core, warm-up included; `loadgen cpu %`: the load generator's own process.",
         plot=plot,
     )
 
@@ -173,21 +268,13 @@ def scenario(args: argparse.Namespace, verdict: str) -> common.Scenario:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     document = common.header("plain_queries")
-    runs, error = measure_both(args)
-    rows = [summarize(name, mine) for name, mine in runs.items() if mine]
-    plain_row = next((row for row in rows if row["target"] == "plain"), None)
-    for row in rows:
-        if plain_row is not None:
-            row["ratio"] = row["requests_per_s"] / plain_row["requests_per_s"]
-    same_data = len({row["data_sha256"] for row in rows}) == 1 if len(rows) == 2 else None
-    ours_row = next((row for row in rows if row["target"] == "ours"), None)
-    verdict = ""
-    if ours_row is not None and plain_row is not None:
-        met = ours_row["ratio"] >= GOAL
-        verdict = (
-            f"ours / plain = {ours_row['ratio']:.2f} (target >= {GOAL}): "
-            f"{'met' if met else 'NOT met'}; identical data: {same_data}"
-        )
+    runs, error = measure_all(args)
+    rows = [summarize(query, name, mine) for (query, name), mine in runs.items() if mine]
+    with_ratios(rows)
+    pages = {row["data_sha256"] for row in rows if row["query"] == "messages"}
+    same_data = len(pages) == 1 if pages else None
+    said = verdicts(rows)
+    verdict = "; ".join([*said, f"identical data: {same_data}"]) if said else ""
     published = common.publish(
         scenario(args, verdict),
         args,

@@ -14,6 +14,12 @@ It reads the SQLite file our server created and seeded: start it with the same
 issuer `livegraph`, as `app.auth` issues them). Uvicorn runs as ours does, access
 log included (`--log-level info`), so the two differ only in the GraphQL layer.
 
+The process is tuned as ours is: the same allocator and collector settings
+(`app.memory`: pinned malloc thresholds, `gc.freeze` and rare full collections, with
+one at least every minute), parsed and validated documents cached (Strawberry's own
+`ParserCache` and `ValidationCache`, where ours has `CachedDocuments`), and JSON
+written with orjson.
+
 Usage: DATABASE_URL=sqlite+aiosqlite:///PATH SECRET_KEY=... \\
        python bench/peers/plain_strawberry.py --port PORT   (listens on 127.0.0.1 only)
 """
@@ -31,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import orjson
 import strawberry
 import uvicorn
 from sqlmodel import col, select
@@ -40,13 +47,14 @@ from starlette.requests import Request
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 from strawberry.dataloader import DataLoader
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import Info
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
 from app import pagination
 from app.database import Database
+from app.memory import full_collections, pin_malloc_thresholds, tune_collector
 from app.resolvers.chat import CHAT
 from app.schema.models.channel import Channel as ChannelRow
 from app.schema.models.message import Message as MessageRow
@@ -58,6 +66,8 @@ from app.schema.registry import table_models
 table_models(CHAT.models)
 
 DEFAULT_PAGE = 50
+# As many documents as ours keeps parsed and validated (app.schema.documents).
+DOCUMENT_CACHE_ENTRIES = 2048
 MAX_PAGE = 200
 ISSUER = "livegraph"
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -245,12 +255,23 @@ class Query:
         )
 
 
-schema = strawberry.Schema(query=Query, extensions=[CloseSession])
+schema = strawberry.Schema(
+    query=Query,
+    extensions=[
+        CloseSession,
+        # Made per execution; the caches behind them are shared, one per maxsize.
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE_ENTRIES),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_ENTRIES),
+    ],
+)
 
 
 class PlainGraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         return Context(request, workspace_of(request.headers.get("authorization")))
+
+    def encode_json(self, data: object) -> str:
+        return orjson.dumps(data).decode()
 
 
 # App --------------------------------------------------------------------------------
@@ -260,8 +281,11 @@ def build_app(database_url: str) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         Db.database = Database(database_url)
+        pin_malloc_thresholds()
+        tune_collector()
         try:
-            yield
+            async with full_collections():
+                yield
         finally:
             await Db.get().dispose()
             Db.database = None
