@@ -40,6 +40,7 @@ from app.settings import Settings
 from app.transaction import transact
 from app.tx import Tx
 from tests.harness import Server, User, make_settings, recording_statements, running_server
+from tests.test_scaleout import FANOUT_S, cluster
 
 MESSAGES = """
 query Messages($c: ID!) {
@@ -367,6 +368,35 @@ async def test_a_run_overtaken_by_a_write_it_missed_is_not_kept(sqlite_server: S
     assert bodies(stale) == ["before"]
     assert counters(server)["refused"] == 1
     assert bodies(await server.gql(MESSAGES, {"c": channel}, alice)) == ["during", "before"]
+
+
+async def livez_of(url: str) -> dict[str, int]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        stats: dict[str, int] = (await client.get(f"{url}/livez")).json()
+    return stats
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_another_processs_write_evicts_the_entry_here(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as both:
+        alice = await both.one.sign_up("alice")
+        channel = await both.one.channel(alice)
+        await both.one.send(alice, channel, "first")
+        for _ in range(2):
+            assert bodies(await both.two.gql(MESSAGES, {"c": channel}, alice)) == ["first"]
+        before = await livez_of(both.two.url)
+        assert before["query_cache_hits"] >= 1
+        await both.one.send(alice, channel, "elsewhere")
+        evictions = before["query_cache_evictions"]
+        async with asyncio.timeout(FANOUT_S):
+            # Another process: nothing here signals its eviction.
+            while (await livez_of(both.two.url))["query_cache_evictions"] == evictions:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert bodies(await both.two.gql(MESSAGES, {"c": channel}, alice)) == [
+            "elsewhere",
+            "first",
+        ]
 
 
 # -- 5. a property: no read older than a completed write --------------------------------
