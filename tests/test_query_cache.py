@@ -13,7 +13,7 @@ import itertools
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -273,15 +273,17 @@ async def test_an_expired_token_gets_no_hit_on_its_open_websocket(sqlite_server:
 # -- 4. read-your-writes and the race ----------------------------------------------------
 
 
-@contextmanager
-def applied_late(server: Server, delay_s: float) -> Iterator[None]:
+@asynccontextmanager
+async def applied_late(server: Server, delay_s: float) -> AsyncIterator[None]:
     """This process applies its own commits ``delay_s`` late, as if a version before
-    them were still on its way from another process."""
+    them were still on its way from another process; on leaving, waits until they are."""
     feed = server.services.live.feed
     original = feed.committed
     loop = asyncio.get_running_loop()
+    late: list[int] = []
 
     def committed(batch: ChangeBatch) -> None:
+        late.append(batch.version)
         loop.call_later(delay_s, original, batch)
 
     feed.committed = committed  # type: ignore[method-assign]
@@ -289,6 +291,8 @@ def applied_late(server: Server, delay_s: float) -> Iterator[None]:
         yield
     finally:
         feed.committed = original  # type: ignore[method-assign]
+    for version in late:
+        assert await feed.wait_applied(version, delay_s + 5)
 
 
 async def test_a_read_after_its_readers_write_sees_that_write(sqlite_server: Server) -> None:
@@ -297,7 +301,7 @@ async def test_a_read_after_its_readers_write_sees_that_write(sqlite_server: Ser
     channel = await server.channel(alice)
     await server.send(alice, channel, "first")
     assert bodies(await server.gql(MESSAGES, {"c": channel}, alice)) == ["first"]
-    with applied_late(server, 0.3):
+    async with applied_late(server, 0.3):
         await server.send(alice, channel, "mine")
         # The answer came once the write was applied here: its entry is gone already.
         assert bodies(await server.gql(MESSAGES, {"c": channel}, alice)) == ["mine", "first"]
@@ -312,10 +316,9 @@ async def test_a_write_too_slow_to_apply_empties_the_cache_before_answering(
     channel = await server.channel(alice)
     await server.send(alice, channel, "first")
     await server.gql(MESSAGES, {"c": channel}, alice)
-    with applied_late(server, 0.5):
+    async with applied_late(server, 0.5):
         await server.send(alice, channel, "mine")
         assert bodies(await server.gql(MESSAGES, {"c": channel}, alice)) == ["mine", "first"]
-        await asyncio.sleep(0.6)
 
 
 async def _post_and_apply(server: Server, user: User, channel_id: str, body: str) -> None:
