@@ -158,8 +158,8 @@ class LiveEngine:
         self.signals.dispatch(topic, payload)
 
     def _on_batch(self, batch: ChangeBatch) -> None:
-        # Before anything else can run: once this version is applied, no cached result
-        # it touches may be served.
+        # Synchronously, as the batch is applied: once its version is applied here, no
+        # cached result that it touches is left to serve.
         if self.query_cache is not None:
             self.query_cache.evict(batch.changes)
         self.events.dispatch(batch)

@@ -53,7 +53,10 @@ def operation_digest(
     digest = hashlib.blake2b(digest_size=20)
     # Lone surrogates (from JSON escapes) are valid in a str, not in UTF-8.
     digest.update(query.encode("utf-8", "surrogatepass"))
-    digest.update(b"\0" if operation_name is None else b"\1" + operation_name.encode())
+    name = (
+        b"\0" if operation_name is None else b"\1" + operation_name.encode("utf-8", "surrogatepass")
+    )
+    digest.update(name)
     digest.update(b"\0")
     digest.update(canonical)
     return digest.digest()
@@ -141,8 +144,8 @@ class QueryCache:
         self._narrowed: OrderedDict[bytes, Scope] = OrderedDict()
         self.hits = 0
         self.misses = 0
-        # Dropped because a change touched them, because the bytes ran out, or because
-        # a change touched them while their run was on its way (never inserted).
+        # Entries dropped because a change touched them (all of them on a clear), entries
+        # dropped for room, and runs not kept because a change overtook them.
         self.evictions = 0
         self.lru_evictions = 0
         self.refused = 0

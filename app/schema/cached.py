@@ -76,8 +76,10 @@ class CachedRun:
         """The cache's part in this operation, or None where it has none: no cache, no
         valid viewer, an operation known to read the token, or not a transport's."""
         current_viewer = getattr(transport, "current_viewer", None)
-        if current_viewer is None or not query:
+        if current_viewer is None or not query or not isinstance(query, str):
             return None
+        if operation_name is not None and not isinstance(operation_name, str):
+            return None  # Strawberry answers that one
         if allowed is not None and OperationType.QUERY not in allowed:
             return None
         live = transport.services.live
