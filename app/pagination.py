@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,7 +51,10 @@ class SortKey:
     descending: bool
 
 
+@functools.cache
 def sort_keys(model: type[SQLModel]) -> tuple[SortKey, ...]:
+    # Cached: it runs for every row of every page (each edge's cursor), and a model
+    # without ``__list_order__`` makes ``getattr`` take pydantic's slow missing path.
     declared: Sequence[str] = getattr(model, "__list_order__", ("id",))
     keys = tuple(SortKey(name.lstrip("-"), name.startswith("-")) for name in declared)
     pk = model.__table__.primary_key.columns.keys()[0]  # type: ignore[attr-defined]

@@ -41,8 +41,12 @@ def tracked_columns(table: Table) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+# A tuple, not ``str | int | ...`` in the call: this runs for every key a run reads.
+_PLAIN = (str, int, float, bool)
+
+
 def to_scalar(value: Any) -> Scalar:
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, _PLAIN):
         return value
     if isinstance(value, datetime | date):
         return value.isoformat()
