@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ class RunOutcome:
     # The run failed unexpectedly (an exception, or an INTERNAL error): what it read is
     # partial, so the cohort keeps its previous reads and result, and runs again later.
     failed: bool = False
+    # Seconds since the epoch after which its result is wrong whatever changes (a signed
+    # URL that expires); infinite for most.
+    valid_until: float = math.inf
 
 
 Runner = Callable[["Cohort"], Awaitable[RunOutcome]]
@@ -100,6 +104,8 @@ class Cohort:
         self.running = False
         # What the last completed run read: kept when a later run fails part-way.
         self.reads: ReadSet | None = None
+        # When the last completed run's result stops being true by itself.
+        self.valid_until = math.inf
         self.failures = 0
         self._retry: asyncio.TimerHandle | None = None
         self._stopped = False
@@ -184,6 +190,7 @@ class Cohort:
             return
         self.failures = 0
         self.reads = outcome.reads
+        self.valid_until = outcome.valid_until
         self.version = outcome.started_at_version
         self.pending_since = self._late_since
         self._late_since = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -215,8 +216,11 @@ class LiveEngine:
                         break
         # Stamped with what its snapshot reflects, which may be past ``started``.
         version = max(started, _live_version(result))
+        valid_until = _valid_until(result)
         result.extensions = {**(result.extensions or {}), "live": {"version": version}}
-        return RunOutcome(result, reads, _fingerprint(result), version, failed=failed)
+        return RunOutcome(
+            result, reads, _fingerprint(result), version, failed=failed, valid_until=valid_until
+        )
 
     def _narrow(self, cohort: Cohort, scope: Scope) -> None:
         """Move each subscriber of ``cohort`` to a cohort of the narrower ``scope``."""
@@ -331,6 +335,13 @@ def _union(a: ReadSet, b: ReadSet) -> ReadSet:
 def _live_version(result: ExecutionResult) -> int:
     live = (result.extensions or {}).get("live")
     return int(live["version"]) if isinstance(live, dict) else 0
+
+
+def _valid_until(result: ExecutionResult) -> float:
+    """When the run's result stops being true whatever is written (a signed URL it
+    carries expires); infinite for most."""
+    live = (result.extensions or {}).get("live")
+    return float(live.get("validUntil", math.inf)) if isinstance(live, dict) else math.inf
 
 
 def _variables_key(variables: dict[str, Any] | None) -> str:

@@ -10,6 +10,7 @@ mutation's result waits until that connection's live queries reflect its version
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any, cast
 
@@ -110,7 +111,11 @@ class LiveSchema(strawberry.Schema):
             )
         finally:
             await _close(ctx)
-        result.extensions = {**(result.extensions or {}), "live": {"version": snapshot}}
+        live: dict[str, Any] = {"version": snapshot}
+        if ctx.valid_until != math.inf:
+            # For the engine, which keeps it with the cohort and sends only the version.
+            live["validUntil"] = ctx.valid_until
+        result.extensions = {**(result.extensions or {}), "live": live}
         return result
 
     # -- streams -----------------------------------------------------------------------
