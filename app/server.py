@@ -37,6 +37,7 @@ from app.live.engine import LiveEngine
 from app.live.readset import ReadSet
 from app.memory import full_collections, pin_malloc_thresholds, tune_collector
 from app.ratelimit import HttpLimit, RateLimits, rate_limited_response, with_rate_limit_headers
+from app.schema.plain import plain_digest
 from app.services import Services
 from app.settings import Settings
 from app.shared_reads import SharedReads
@@ -102,7 +103,7 @@ async def start_services(
         finally:
             await shared.close()
 
-    live.bind(execute, opener)
+    live.bind(execute, opener, plain_digest)
     await live.start()
     if settings.scheduler_enabled:
         runner = Runner(services, RunnerConfig.from_settings(settings))

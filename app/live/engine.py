@@ -24,6 +24,7 @@ from app.live.connection import Admission, LiveConnection
 from app.live.events import EventFilter, EventHub, EventStream
 from app.live.feed import ChangeFeed
 from app.live.index import InvalidationIndex, touches
+from app.live.plain import PlainOperations
 from app.live.pruning import ChangeLogPruner
 from app.live.querycache import QueryCache
 from app.live.readset import ReadSet
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 # Runs a cohort's operation as ``viewer``, recording what it reads into the read set
 # (kept even when the run raises part-way), over what its batch shares (``Opener``).
 Execute = Callable[[Cohort, Viewer, ReadSet, Any], Awaitable[ExecutionResult]]
+# The digest of an operation's plain form (its document without ``@live``, its variables
+# and operation name), or None if it has none: made by the schema, which parses.
+PlainDigest = Callable[[str, dict[str, Any] | None, str | None], bytes | None]
 NARROWED_MEMORY = 10_000
 
 
@@ -102,6 +106,12 @@ class LiveEngine:
         self.query_cache = (
             QueryCache(query_cache_max_bytes) if query_cache_max_bytes is not None else None
         )
+        # Live operations by their plain form, whose current cohorts answer plain queries.
+        self.plain_operations = PlainOperations()
+        self._plain_digest: PlainDigest | None = None
+        # No cohort answers a plain query until this version is applied here (a write
+        # answered before it was applied here may have touched any of them).
+        self._plain_after = 0
 
     def stats(self) -> dict[str, int]:
         """Counters for operators and benchmarks: no identities, no query text."""
@@ -118,12 +128,17 @@ class LiveEngine:
             **cache,
         }
 
-    def bind(self, execute: Execute, opener: Opener | None = None) -> None:
-        """How a cohort runs, and what the runs of one tenant's batch share (kept when
-        only the execution is bound again)."""
+    def bind(
+        self, execute: Execute, opener: Opener | None = None, plain: PlainDigest | None = None
+    ) -> None:
+        """How a cohort runs, what the runs of one tenant's batch share, and how its
+        operation's plain form is digested (both kept when only the execution is bound
+        again)."""
         self._execute = execute
         if opener is not None:
             self._batches = Batches(opener, self.batch_max)
+        if plain is not None:
+            self._plain_digest = plain
 
     async def start(self) -> None:
         await self.feed.start()
@@ -150,10 +165,30 @@ class LiveEngine:
             cohort.invalidate(version)
         self.events.reset()
 
-    def drop_cached_results(self) -> None:
-        """Forget every cached query result, and those of the runs on their way."""
+    def drop_cached_results(self, until: int = 0) -> None:
+        """Forget every cached query result, and those of the runs on their way; answer
+        no plain query from a cohort until version ``until`` is applied here."""
         if self.query_cache is not None:
             self.query_cache.clear()
+        self._plain_after = max(self._plain_after, until)
+
+    def current_cohort(
+        self, form: bytes, viewer: Viewer, scope: Scope, now: float
+    ) -> Cohort | None:
+        """A cohort whose result answers ``viewer``'s plain query of plain form ``form``
+        as its own run would, if one is current: one of ``viewer``'s at the scope that
+        the operation is known to read (at least ``scope``), never at the token's."""
+        applied = self.feed.applied_version
+        if applied < self._plain_after:
+            return None
+        for operation in self.plain_operations.operations(form):
+            needed = max(scope, self._narrowed.get(operation, Scope.TENANT))
+            if needed is Scope.TOKEN:
+                continue
+            cohort = self.cohorts.get(CohortKey(operation, needed, viewer.scope_id(needed)))
+            if cohort is not None and _answers(cohort, applied, now):
+                return cohort
+        return None
 
     def _on_signal(self, topic: str, payload: Any) -> None:
         self.signals.dispatch(topic, payload)
@@ -258,6 +293,11 @@ class LiveEngine:
                 self._drop,
             )
             self.cohorts[key] = cohort
+            plain = self._plain_digest
+            if plain is not None:
+                self.plain_operations.started(
+                    operation, lambda: plain(query, variables, operation.operation_name)
+                )
             cohort.start()
         return cohort
 
@@ -265,6 +305,7 @@ class LiveEngine:
         if self.cohorts.get(cohort.key) is cohort:
             del self.cohorts[cohort.key]
             self.index.unregister(cohort.key)
+            self.plain_operations.stopped(cohort.key.operation)
             task = asyncio.ensure_future(cohort.stop())
             self._stopping.add(task)
             task.add_done_callback(self._stopped)
@@ -342,6 +383,22 @@ def _valid_until(result: ExecutionResult) -> float:
     carries expires); infinite for most."""
     live = (result.extensions or {}).get("live")
     return float(live.get("validUntil", math.inf)) if isinstance(live, dict) else math.inf
+
+
+def _answers(cohort: Cohort, applied: int, now: float) -> bool:
+    """The cohort's result is what a plain run would answer now: it reflects every
+    change applied here, has no errors, and holds until after ``now``."""
+    result = cohort.result
+    return (
+        result is not None
+        and not cohort.running
+        and cohort.is_current(applied)
+        and cohort.reads is not None
+        and cohort.valid_until > now
+        and not result.errors
+        and isinstance(result.data, dict)
+        and (result.extensions or {}).keys() <= {"live"}
+    )
 
 
 def _variables_key(variables: dict[str, Any] | None) -> str:

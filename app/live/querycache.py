@@ -144,6 +144,8 @@ class QueryCache:
         self._narrowed: OrderedDict[bytes, Scope] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        # Queries answered by a current live cohort of the same operation (then kept).
+        self.cohort_hits = 0
         # Entries dropped because a change touched them (all of them on a clear), entries
         # dropped for room, and runs not kept because a change overtook them.
         self.evictions = 0
@@ -181,6 +183,10 @@ class QueryCache:
     def missed(self) -> None:
         """A query ran because no entry answered it (counted once it is known to be one)."""
         self.misses += 1
+
+    def cohort_hit(self) -> None:
+        """A query was answered by a live cohort's result instead of a run."""
+        self.cohort_hits += 1
 
     def put(
         self,
@@ -240,6 +246,7 @@ class QueryCache:
             "query_cache_bytes": self.bytes,
             "query_cache_hits": self.hits,
             "query_cache_misses": self.misses,
+            "query_cache_cohort_hits": self.cohort_hits,
             "query_cache_evictions": self.evictions,
             "query_cache_lru_evictions": self.lru_evictions,
             "query_cache_refused": self.refused,

@@ -71,7 +71,7 @@ class LiveSchema(strawberry.Schema):
             cached = CachedRun.begin(
                 context_value, query, variable_values, operation_name, allowed_operation_types
             )
-            hit = cached.hit() if cached is not None else None
+            hit = cached.answer(self._schema) if cached is not None else None
             if hit is not None:
                 return hit
         ctx = self._fresh(context_value, cached)
@@ -160,7 +160,7 @@ class LiveSchema(strawberry.Schema):
             cached = CachedRun.begin(
                 context_value, query, variable_values, operation_name, allowed_operation_types
             )
-            hit = cached.hit() if cached is not None else None
+            hit = cached.answer(self._schema) if cached is not None else None
             if hit is not None:
                 return _once(hit)
         ctx = self._fresh(context_value, cached)
@@ -306,7 +306,7 @@ async def _read_your_writes(ctx: Ctx) -> None:
     live = ctx.services.live
     if not await live.feed.wait_applied(ctx.version, READ_YOUR_WRITES_TIMEOUT_S):
         # The writer's next read must not be answered from before its write.
-        live.drop_cached_results()
+        live.drop_cached_results(ctx.version)
 
 
 def _stamp_version(result: ExecutionResult, ctx: Ctx) -> None:
