@@ -175,9 +175,11 @@ class Settings:
                 raise SettingsError("SECRET_KEY must be set when PRODUCTION=1")
             secret = _development_secret(data_dir)
         default_db = f"sqlite+aiosqlite:///{data_dir / 'livegraph.db'}"
+        database_url = os.environ.get("DATABASE_URL", default_db)
+        broadcast_url = os.environ.get("BROADCAST_URL", "memory://")
         return cls(
-            database_url=os.environ.get("DATABASE_URL", default_db),
-            broadcast_url=os.environ.get("BROADCAST_URL", "memory://"),
+            database_url=database_url,
+            broadcast_url=broadcast_url,
             secret_key=secret,
             production=production,
             allowed_origins=_list("ALLOWED_ORIGINS", ()),
@@ -229,6 +231,18 @@ class Settings:
                 "WS_IMPLEMENTATION", WS_IMPLEMENTATIONS, DEFAULT_WS_IMPLEMENTATION
             ),
             ws_permessage_deflate=_bool("WS_PERMESSAGE_DEFLATE", False),
-            query_cache=_bool("QUERY_CACHE", True),
+            query_cache=_bool("QUERY_CACHE", _cache_by_default(database_url, broadcast_url)),
             query_cache_max_bytes=_int("QUERY_CACHE_MAX_BYTES", 32 * 1024 * 1024),
         )
+
+
+def _cache_by_default(database_url: str, broadcast_url: str) -> bool:
+    """The query cache is on unless other processes may write unannounced.
+
+    Entries are evicted by the changes this process hears of. With PostgreSQL and the
+    in-process broadcaster, other processes on the same database (a second server, a
+    job runner) commit changes that no process here hears, so an entry could outlive
+    the rows it shows: the cache is off unless QUERY_CACHE=1 says this is the only one.
+    """
+    shared_database = not database_url.startswith("sqlite")
+    return not (shared_database and broadcast_url.startswith("memory://"))

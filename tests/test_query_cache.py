@@ -513,8 +513,19 @@ def test_the_switch_and_the_bound_come_from_the_environment(
     monkeypatch.setenv("SECRET_KEY", "test")
     monkeypatch.delenv("QUERY_CACHE", raising=False)
     monkeypatch.delenv("QUERY_CACHE_MAX_BYTES", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("BROADCAST_URL", raising=False)
     default = Settings.from_env()
     assert default.query_cache is True and default.query_cache_max_bytes > 0
+    # PostgreSQL with the in-process broadcaster: other processes' commits go unheard,
+    # so the cache is off unless asked for; with Redis they are heard.
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://127.0.0.1/app")
+    assert Settings.from_env().query_cache is False
+    monkeypatch.setenv("BROADCAST_URL", "redis://127.0.0.1:6379")
+    assert Settings.from_env().query_cache is True
+    monkeypatch.setenv("BROADCAST_URL", "memory://")
+    monkeypatch.setenv("QUERY_CACHE", "1")
+    assert Settings.from_env().query_cache is True
     monkeypatch.setenv("QUERY_CACHE", "0")
     monkeypatch.setenv("QUERY_CACHE_MAX_BYTES", "1024")
     chosen = Settings.from_env()
