@@ -43,6 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from app.server import create_app
     from app.shutdown import GracefulServer
+    from app.ws_protocol import uvicorn_ws
 
     settings = Settings.from_env()
     app = create_app(
@@ -56,7 +57,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        ws=settings.ws_implementation,
+        ws=uvicorn_ws(settings.ws_implementation),
         ws_per_message_deflate=settings.ws_permessage_deflate,
         ws_max_size=settings.max_body_bytes,
         timeout_graceful_shutdown=15,

@@ -31,6 +31,7 @@ from app.server import create_app
 from app.services import Services
 from app.settings import Settings
 from app.shutdown import GracefulServer
+from app.ws_protocol import uvicorn_ws
 
 _emails = itertools.count()
 
@@ -182,7 +183,7 @@ async def running_server(
         port=port,
         log_level="warning",
         lifespan="on",
-        ws=settings.ws_implementation,
+        ws=uvicorn_ws(settings.ws_implementation),
         ws_per_message_deflate=settings.ws_permessage_deflate,
         ws_max_size=1 << 20,
     )
