@@ -261,14 +261,23 @@ class GraphQLView(GraphQL[TransportContext, None]):
         self._graphiql_page = page if page is not None and page.is_file() else None
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        if not isinstance(request, WebSocket):
-            try:
-                return await super().run(request, context, root_value)
-            except HTTPException as exc:
-                return self._refused(exc, request)
-        self._sockets.open.add(request)
+        if isinstance(request, WebSocket):
+            await self.serve_websocket(request, context, root_value)
+            return request
         try:
             return await super().run(request, context, root_value)
+        except HTTPException as exc:
+            return self._refused(exc, request)
+
+    async def serve_websocket(
+        self, request: WebSocket, context: Any = UNSET, root_value: Any = UNSET
+    ) -> None:
+        """Strawberry's WebSocket run, with this process's bookkeeping of open sockets,
+        connections per user and presence. ``LiveApp`` calls it directly: an open
+        WebSocket keeps every frame of its call chain for its whole life."""
+        self._sockets.open.add(request)
+        try:
+            await super().run(request, context, root_value)
         finally:
             self._sockets.open.discard(request)
             online = getattr(request.state, "online", None)
