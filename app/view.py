@@ -6,10 +6,9 @@ asking, and how); the schema then makes a fresh ``Ctx`` for every execution.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -39,6 +38,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage
 from strawberry.types.unset import UNSET
@@ -51,7 +51,7 @@ from app.live.connection import LiveConnection
 from app.live.frames import encoded_next
 from app.live.querycache import encode_default, plain_default
 from app.schema.directive import live_request, operation_type
-from app.schema.documents import parse_ahead
+from app.schema.documents import parse_ahead, shared_text
 from app.schema.live import LiveSchema
 from app.services import Services
 from app.settings import Settings
@@ -62,7 +62,7 @@ JSON = "application/json"
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 
 
-@dataclass
+@dataclass(slots=True)
 class TransportContext:
     """Per HTTP request or per WebSocket connection: who is asking, and how."""
 
@@ -149,20 +149,56 @@ def malformed(message: object) -> str | None:
 
 
 class CheckedTransportWSHandler(BaseGraphQLTransportWSHandler[TransportContext, None]):
+    # The connection_init deadline: a timer, where Strawberry keeps a task. That task
+    # (and, once cancelled, the frames its traceback holds) stayed referenced for the
+    # whole life of every connection.
+    _init_deadline: asyncio.TimerHandle | None = None
+
+    def on_request_accepted(self) -> None:
+        delay = self.connection_init_wait_timeout.total_seconds()
+        loop = asyncio.get_running_loop()
+        self._init_deadline = loop.call_later(delay, self._init_timed_out)
+
+    def _init_timed_out(self) -> None:
+        self._init_deadline = None
+        if self.connection_init_received:
+            return
+        self.connection_timed_out = True
+        # Strawberry's shutdown cancels and awaits this task, as it did its own.
+        close = self.websocket.close(code=4408, reason="Connection initialisation timeout")
+        self.connection_init_timeout_task = asyncio.create_task(close)
+        self.connection_init_timeout_task.add_done_callback(self._task_done)
+
+    def _cancel_init_deadline(self) -> None:
+        if self._init_deadline is not None:
+            self._init_deadline.cancel()
+            self._init_deadline = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        self._cancel_init_deadline()
+        await super().handle_connection_init(message)
+
+    async def shutdown(self) -> None:
+        self._cancel_init_deadline()
+        await super().shutdown()
+
     async def handle_message(self, message: Any) -> None:
         problem = malformed(message)
         if problem is not None:
             await self.handle_invalid_message(problem)
             return
         if message["type"] == "subscribe":
-            await parse_ahead(message["payload"]["query"])
+            payload = message["payload"]
+            await parse_ahead(payload["query"])
+            payload["query"] = shared_text(payload["query"])
         await super().handle_message(message)
 
     async def run_operation(self, operation: Operation[TransportContext, None]) -> None:
         try:
-            async with _draining_if_mutation(
-                self.context, operation.query, operation.operation_name
-            ):
+            if _is_mutation(operation.query, operation.operation_name):
+                async with self.context.services.drain.track():
+                    await super().run_operation(operation)
+            else:
                 await super().run_operation(operation)
         except CLIENT_GONE:
             # The client went away while a result was on its way: nothing to answer,
@@ -196,6 +232,8 @@ class CheckedGraphQLWSHandler(BaseGraphQLWSHandler[TransportContext, None]):
                 )
                 return
             await parse_ahead(payload.get("query") if isinstance(payload, dict) else None)
+            if isinstance(payload, dict) and isinstance(payload.get("query"), str):
+                payload["query"] = shared_text(payload["query"])
         await super().handle_message(message)
 
     async def handle_async_results(
@@ -206,7 +244,12 @@ class CheckedGraphQLWSHandler(BaseGraphQLWSHandler[TransportContext, None]):
         variables: dict[str, object] | None,
     ) -> None:
         try:
-            async with _draining_if_mutation(self.context, query, operation_name):
+            if _is_mutation(query, operation_name):
+                async with self.context.services.drain.track():
+                    await super().handle_async_results(
+                        operation_id, query, operation_name, variables
+                    )
+            else:
                 await super().handle_async_results(operation_id, query, operation_name, variables)
         except CLIENT_GONE:
             return
@@ -216,17 +259,12 @@ class CheckedGraphQLWSHandler(BaseGraphQLWSHandler[TransportContext, None]):
 CLIENT_GONE = (WebSocketDisconnected, SocketDisconnect, SocketDisconnected)
 
 
-@asynccontextmanager
-async def _draining_if_mutation(
-    context: TransportContext, query: str | None, operation_name: str | None
-) -> AsyncIterator[None]:
+def _is_mutation(query: str | None, operation_name: str | None) -> bool:
     """Shutdown waits for a mutation until its result (and "complete") are sent, not
-    only until it commits: the socket closes with 1001 after the answer."""
-    if operation_type(query, operation_name) is not GraphQLOperationType.MUTATION:
-        yield
-        return
-    async with context.services.drain.track():
-        yield
+    only until it commits: the socket closes with 1001 after the answer. Other
+    operations run without the drain's context manager: a live query's frames stay
+    suspended as long as it lives, and each one held costs every subscription."""
+    return operation_type(query, operation_name) is GraphQLOperationType.MUTATION
 
 
 class GraphQLView(GraphQL[TransportContext, None]):

@@ -257,3 +257,15 @@ def test_documents_are_cached_by_their_text_not_its_identity() -> None:
     same = "".join(["query Cached ", "{ viewer { id } }"])
     assert same is not text
     assert parse_document(text) is parse_document(same)
+
+
+def test_equal_documents_share_the_cached_text() -> None:
+    first = "query Shared { __typename }"
+    second = "".join(["query Shared ", "{ __typename }"])  # equal, another object
+    assert second is not first
+    assert documents.shared_text(first) is documents.shared_text(second)
+
+
+def test_a_document_that_does_not_parse_keeps_its_own_text() -> None:
+    text = "query { unclosed"
+    assert documents.shared_text(text) is text

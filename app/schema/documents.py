@@ -183,6 +183,16 @@ def _parse(text: str) -> Parsed:
     return Parsed(document, None, ENTRY_BYTES + len(text) + tokens * BYTES_PER_TOKEN)
 
 
+def shared_text(text: str) -> str:
+    """``text`` as its cached parse holds it. Each live subscription keeps its
+    document's text for as long as it lives: with the cache's copy, thousands of
+    subscriptions to one document hold its text once, not once each."""
+    document = parse_document(text).document
+    location = document.loc if document is not None else None
+    cached = location.source.body if location is not None else None
+    return cached if cached is not None and cached == text else text
+
+
 def parsed_or_none(text: str) -> DocumentNode | None:
     return parse_document(text).document
 
