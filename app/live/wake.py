@@ -26,21 +26,24 @@ class Wake:
 
     def set(self) -> None:
         self._set = True
-        waiter = self._waiter
+        waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     def clear(self) -> None:
         self._set = False
 
-    async def wait(self) -> None:
-        """Until set (at once if it is); cancelling the wait leaves the flag as it is."""
-        if self._set:
-            return
-        if self._waiter is not None:
+    def wait(self) -> asyncio.Future[None]:
+        """Done when set (at once if it is); cancelling it leaves the flag as it is.
+
+        A future, not a coroutine: an idle subscription waits here for as long as it
+        lives, and a coroutine's frame would be held all that time."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
             raise WakeAlreadyAwaited("a Wake has one waiter at a time")
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+        waiter = asyncio.get_running_loop().create_future()
+        if self._set:
+            waiter.set_result(None)
+        else:
+            self._waiter = waiter
+        return waiter
