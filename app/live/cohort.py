@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, cast
 from strawberry.types import ExecutionResult
 
 from app.auth import Scope, Viewer
-from app.live import frames
+from app.live import deadlines, frames
 from app.live.readset import ReadSet
 from app.live.wake import Wake
 
@@ -308,10 +308,10 @@ class Subscriber:
         self, check: Callable[[Viewer], ExecutionResult | None]
     ) -> AsyncIterator[ExecutionResult]:
         """Newest results until the client completes, or ``check`` ends it (auth)."""
-        # One timer for the token's expiry instead of a timeout on every wait: this loop
-        # runs once per delivery per subscriber, the hottest path of a fan-out.
-        loop = asyncio.get_running_loop()
-        expiry = loop.call_later(max(0.0, self.viewer.expires_at - time.time()), self.wake)
+        # One wake-up at the token's expiry instead of a timeout on every wait: this loop
+        # runs once per delivery per subscriber, the hottest path of a fan-out. On the
+        # loop's shared timer, not one each: every idle subscription holds its own.
+        expiry = deadlines.call_at(self.viewer.expires_at, self.wake)
         try:
             while True:
                 await self._wake.wait()
