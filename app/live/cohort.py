@@ -237,6 +237,24 @@ class SubscriberState(enum.Enum):
 class Subscriber:
     """One live operation of one client; yields its cohort's newest results."""
 
+    # One per live subscription, thousands per process: slots, not a dict each.
+    __slots__ = (
+        "_failed",
+        "_notify",
+        "_on_detach",
+        "_on_slow",
+        "_revision",
+        "_sent_serial",
+        "_slow_after_s",
+        "_wake",
+        "cohort",
+        "patches",
+        "sent_seq",
+        "state",
+        "viewer",
+        "waiting_since",
+    )
+
     def __init__(
         self,
         cohort: Cohort,

@@ -25,8 +25,12 @@ class LiveLimitReached(Forbidden):
 class LiveConnection:
     """The live operations of one WebSocket connection, for read-your-writes."""
 
+    # One per open WebSocket: slots, and a list of its live queries (a few; at most
+    # ``max_per_connection``) rather than a set, which costs 216 bytes even empty.
+    __slots__ = ("_changed", "_close", "_closing", "patches", "streams", "subscribers")
+
     def __init__(self, close: Callable[[int, str], Awaitable[None]] | None = None) -> None:
-        self.subscribers: set[Subscriber] = set()
+        self.subscribers: list[Subscriber] = []
         # The client asked for live results as patches (connection_init ``livePatch``).
         self.patches = False
         # Subscriptions (events, signals): counted against the same per-connection bound.
@@ -58,7 +62,8 @@ class LiveConnection:
             self._changed.set()
 
     def forget(self, subscriber: Subscriber) -> None:
-        self.subscribers.discard(subscriber)
+        if subscriber in self.subscribers:
+            self.subscribers.remove(subscriber)
         self.notify()
 
     def pending(self, version: int) -> list[Subscriber]:
@@ -137,7 +142,7 @@ class Admission:
         self.by_user.setdefault(subscriber.viewer.user_id, set()).add(subscriber)
         subscriber.on_detach(self._forget)
         if connection is not None:
-            connection.subscribers.add(subscriber)
+            connection.subscribers.append(subscriber)
             subscriber.on_detach(connection.forget)
 
     def _forget(self, subscriber: Subscriber) -> None:
