@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from app.live import deadlines
-from app.live.deadlines import COMPACT_MIN, Deadlines
+from app import deadlines
+from app.deadlines import COMPACT_MIN, Deadlines
 
 
 async def test_a_deadline_fires_at_its_time() -> None:
@@ -82,15 +82,27 @@ async def test_a_failing_callback_does_not_keep_the_others_from_firing(
     now = time.time()
     clock.call_at(now + 0.01, fail)
     clock.call_at(now + 0.01, fired.set)
-    with caplog.at_level(logging.ERROR, logger="app.live.deadlines"):
+    with caplog.at_level(logging.ERROR, logger="app.deadlines"):
         async with asyncio.timeout(1):
             await fired.wait()
     assert "a deadline's callback failed" in caplog.text
 
 
-async def test_each_running_loop_has_its_own_deadlines() -> None:
+async def test_the_running_loop_keeps_a_heap_per_clock() -> None:
+    at_time, later = asyncio.Event(), asyncio.Event()
+    deadlines.call_at(time.time() + 0.01, at_time.set)
+    deadlines.call_later(0.01, later.set)
+    async with asyncio.timeout(1):
+        await at_time.wait()
+        await later.wait()
+    clocks = deadlines._per_loop[asyncio.get_running_loop()]
+    assert set(clocks) == {time.time, time.monotonic}
+
+
+async def test_a_monotonic_deadline_fires_after_its_delay() -> None:
     fired = asyncio.Event()
-    deadlines.call_at(time.time() + 0.01, fired.set)
+    start = time.monotonic()
+    Deadlines(time.monotonic).call_at(start + 0.05, fired.set)
     async with asyncio.timeout(1):
         await fired.wait()
-    assert deadlines._per_loop[asyncio.get_running_loop()] is not None
+    assert time.monotonic() - start >= 0.04

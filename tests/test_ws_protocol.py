@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import uvicorn
+import websockets
 
+from app.deadlines import Deadline
 from app.ws_protocol import IDLE_HANDSHAKE, Flag, Inbox, LeanWSProtocol, uvicorn_ws
-from tests.harness import Server, WSClient
+from tests.harness import Server, WSClient, free_port
 
 LIVE_CHANNEL = "query($c: ID!) @live { channel(id: $c) { id name } }"
 
@@ -108,7 +113,7 @@ def open_protocols() -> list[LeanWSProtocol]:
     return [
         p
         for p in gc.get_objects()
-        if isinstance(p, LeanWSProtocol) and p.handshake_complete and not p.close_sent
+        if type(p) is LeanWSProtocol and p.handshake_complete and not p.disconnected
     ]
 
 
@@ -126,6 +131,72 @@ async def test_an_accepted_socket_holds_no_handshake_queue_or_dict(sqlite_server
         assert isinstance(protocol.writable, Flag)
         # Every attribute in a slot: no dict of its own per socket.
         assert vars(protocol) == {}
+        # Its next keepalive ping waits on the loop's shared timer.
+        assert isinstance(protocol.ping_timer, Deadline)
         # And the socket still works both ways.
         await client.send({"type": "ping"})
         assert (await client.receive())["type"] == "pong"
+
+
+@asynccontextmanager
+async def pinging_server(interval: float, timeout: float) -> AsyncIterator[int]:
+    """A bare WebSocket app on LeanWSProtocol that pings every ``interval`` seconds."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws=LeanWSProtocol,
+        ws_ping_interval=interval,
+        ws_ping_timeout=timeout,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 5)
+
+
+async def test_keepalive_pings_recur_while_the_client_answers() -> None:
+    async with (
+        pinging_server(interval=0.05, timeout=1.0) as port,
+        websockets.connect(f"ws://127.0.0.1:{port}/") as ws,
+    ):
+        await asyncio.sleep(0.4)
+        [protocol] = open_protocols()
+        assert protocol.last_ping_rtt > 0  # answered at least once
+        sent_at = protocol.ping_sent_at
+        await asyncio.sleep(0.2)
+        assert protocol.ping_sent_at > sent_at  # and pinged again since
+        await ws.send("still open")
+
+
+async def test_a_client_that_never_answers_pings_is_closed() -> None:
+    async with pinging_server(interval=0.05, timeout=0.1) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        async with asyncio.timeout(3):
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+            # Never a pong: the server's keepalive deadline closes the socket.
+            while await reader.read(1024):
+                pass
+        writer.close()

@@ -23,8 +23,9 @@ from typing import Any, NamedTuple, cast
 
 from strawberry.types import ExecutionResult
 
+from app import deadlines
 from app.auth import Scope, Viewer
-from app.live import deadlines, frames
+from app.live import frames
 from app.live.readset import ReadSet
 from app.live.wake import Wake
 

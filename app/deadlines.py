@@ -1,9 +1,11 @@
-"""Wake-ups at a wall-clock time for many subscribers, on one timer per event loop.
+"""Wake-ups at a time for many, on one timer per event loop and clock.
 
-Every live subscription is woken when its token expires, so that it ends then rather
-than at its next delivery. A timer each (``loop.call_later``) costs about half a KiB per
-subscription on uvloop (its handle, its libuv timer, a copy of the context); here each
-costs a small entry in one heap, and the loop's one timer waits for the earliest.
+Two kinds are held by the thousand, one per idle live subscription and one per open
+WebSocket: the subscription's wake-up when its token expires (wall-clock time, so that
+it ends then rather than at its next delivery), and the socket's next keepalive ping
+(the loop's monotonic clock). A timer each (``loop.call_later``) costs about half a KiB
+on uvloop (its handle, its libuv timer, a copy of the context); here each costs a small
+entry in one heap, and one timer waits for the earliest.
 
 A cancelled entry stays in the heap until its time comes or until cancelled ones are
 half of it, when the heap is rebuilt without them (as asyncio does with its timers).
@@ -56,11 +58,12 @@ class Deadline:
 
 
 class Deadlines:
-    """The wake-ups of one event loop, earliest first."""
+    """The wake-ups of one event loop on one ``clock``, earliest first."""
 
-    __slots__ = ("__weakref__", "_cancelled", "_heap", "_timer", "_timer_when")
+    __slots__ = ("_cancelled", "_clock", "_heap", "_timer", "_timer_when")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._heap: list[Deadline] = []
         self._cancelled = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -70,7 +73,7 @@ class Deadlines:
         return len(self._heap) - self._cancelled
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Deadline:
-        """``callback()`` at ``when`` (``time.time()`` seconds), or at once if it has passed."""
+        """``callback()`` at ``when`` on this clock, or at once if it has passed."""
         if when == math.inf:
             return Deadline(when, callback, None)  # never due: nothing to wait for
         deadline = Deadline(when, callback, self)
@@ -90,12 +93,12 @@ class Deadlines:
         if self._timer is not None:
             self._timer.cancel()
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(max(0.0, when - time.time()), self._fire)
+        self._timer = loop.call_later(max(0.0, when - self._clock()), self._fire)
         self._timer_when = when
 
     def _fire(self) -> None:
         self._timer, self._timer_when = None, math.inf
-        now = time.time()
+        now = self._clock()
         heap = self._heap
         while heap and (heap[0].cancelled or heap[0].when <= now):
             deadline = heapq.heappop(heap)
@@ -111,15 +114,26 @@ class Deadlines:
             self._schedule(heap[0].when)
 
 
-_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
-    weakref.WeakKeyDictionary()
-)
+# Per loop and clock. The loop is a weak key: a Deadlines holds no reference to it.
+_per_loop: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[Callable[[], float], Deadlines]
+] = weakref.WeakKeyDictionary()
+
+
+def _deadlines(clock: Callable[[], float]) -> Deadlines:
+    clocks = _per_loop.setdefault(asyncio.get_running_loop(), {})
+    deadlines = clocks.get(clock)
+    if deadlines is None:
+        deadlines = clocks[clock] = Deadlines(clock)
+    return deadlines
 
 
 def call_at(when: float, callback: Callable[[], None]) -> Deadline:
     """``callback()`` at ``when`` (``time.time()`` seconds), on the running loop's timer."""
-    loop = asyncio.get_running_loop()
-    deadlines = _per_loop.get(loop)
-    if deadlines is None:
-        deadlines = _per_loop[loop] = Deadlines()
-    return deadlines.call_at(when, callback)
+    return _deadlines(time.time).call_at(when, callback)
+
+
+def call_later(delay: float, callback: Callable[[], None]) -> Deadline:
+    """``callback()`` in ``delay`` seconds of the monotonic clock, on the running loop's
+    timer: ``loop.call_later`` for callbacks held by the thousand."""
+    return _deadlines(time.monotonic).call_at(time.monotonic() + delay, callback)
