@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from app.auth import TokenService
 from tests.harness import Server, User
 
 # One server per module and database; each test signs up its own workspaces.
@@ -224,3 +225,18 @@ async def test_token_signed_with_another_key_is_refused(server: Server) -> None:
 async def test_malformed_authorization_header_is_unauthenticated(server: Server) -> None:
     (error,) = await _errors(server, CHANNELS, headers={"authorization": "Basic abc"})
     assert error["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_viewers_decoded_from_tokens_share_their_claims_strings() -> None:
+    """Every open WebSocket keeps its viewer: the claims' names and the issuer are held
+    once for all tokens, not once per connection."""
+    tokens = TokenService("k" * 40, "livegraph-test", 3600)
+    first = tokens.decode(tokens.issue(1, 7, 0))
+    second = tokens.decode(tokens.issue(2, 7, 0))
+    assert first.claims["iss"] == "livegraph-test"
+    for (name_a, value_a), (name_b, value_b) in zip(
+        first.claims.items(), second.claims.items(), strict=True
+    ):
+        assert name_a is name_b
+        if name_a == "iss":
+            assert value_a is value_b
