@@ -455,6 +455,13 @@ class GraphQLView(GraphQL[TransportContext, None]):
         authorization = params.get("authorization", params.get("Authorization"))
         if not authorization:
             return None  # anonymous: only public operations will answer
+        # The token lives on as the viewer it decodes to; the connection keeps the other
+        # parameters, not the raw token (a few hundred bytes each, for its whole life).
+        context.connection_params = {
+            key: value
+            for key, value in params.items()
+            if key not in ("authorization", "Authorization")
+        }
         await context.authenticate(authorization)
         if context.auth_error is not None or context.viewer is None:
             message = context.auth_error.message if context.auth_error else "Invalid token"

@@ -80,6 +80,15 @@ async def test_the_connection_init_deadline_is_let_go_once_initialised(
         assert handler._init_deadline is None
 
 
+async def test_a_connection_keeps_its_params_but_not_the_raw_token(sqlite_server: Server) -> None:
+    user = await sqlite_server.sign_up("params")
+    async with WSClient.connect(sqlite_server, user, params={"livePatch": "json-patch"}):
+        [handler] = handlers()
+        assert handler.context.viewer is not None
+        assert handler.context.connection_params == {"livePatch": "json-patch"}
+        assert handler.context.live_connection.patches
+
+
 async def test_subscriptions_to_one_document_hold_its_text_once(sqlite_server: Server) -> None:
     user = await sqlite_server.sign_up("text")
     channel = await sqlite_server.channel(user)
