@@ -474,7 +474,7 @@ class GraphQLView(GraphQL[TransportContext, None]):
         context.request.state.counted_user = user_id
         hooks = context.services.connection_hooks
         if hooks is not None:
-            # Presence: online while this socket is open (closed in ``run``'s finally).
+            # Presence: online while this socket is open (closed in ``serve_websocket``'s finally).
             hooks.connected(context.viewer)
             context.request.state.online = context.viewer
         return None
