@@ -207,6 +207,15 @@ class ChangeFeed:
         """Whether later versions are known here, waiting for a missing one to be read."""
         return bool(self._pending)
 
+    @property
+    def hearing(self) -> bool:
+        """Whether every commit is heard of here now: subscribed to the broker, not
+        reading missed batches from the change log, no version missing. While the broker
+        is away, other processes' commits go unheard until it returns (the query cache
+        answers nothing meanwhile)."""
+        catching_up = self._catch_up_task is not None and not self._catch_up_task.done()
+        return self._connected.is_set() and not catching_up and not self._pending
+
     def since(self, version: int) -> list[ChangeBatch] | None:
         """Batches applied after ``version``, or None if they are no longer kept."""
         if version >= self.applied_version:

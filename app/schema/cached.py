@@ -96,7 +96,7 @@ class CachedRun:
             return None
         live = transport.services.live
         cache: QueryCache | None = live.query_cache
-        if cache is None or live.feed.behind:
+        if cache is None or not live.feed.hearing:
             return None
         viewer: Viewer | None = current_viewer()
         if viewer is None:
