@@ -1,0 +1,73 @@
+"""SQLite reads in one call to the driver's thread: the read engine's dialect.
+
+Reads must come back as the stock aiosqlite dialect gives them (rows, column names,
+errors), through one call per statement; writes keep the stock dialect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, exc, text
+
+from app.database import Database, sqlite_reads
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> Any:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'reads.db'}")
+    async with database.write_engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT)"))
+        await conn.execute(text("INSERT INTO item (name) VALUES ('a'), ('b'), ('c')"))
+    yield database
+    await database.dispose()
+
+
+async def test_reads_use_one_call_per_statement_and_writes_do_not(db: Database) -> None:
+    assert db.read_engine.dialect.driver == sqlite_reads.DRIVER
+    assert db.write_engine.dialect.driver == "aiosqlite"
+    calls: list[str] = []
+    statements: list[str] = []
+
+    def sent(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.read_engine.sync_engine, "before_cursor_execute", sent)
+    async with db.read_engine.connect() as conn:
+        raw: Any = (await conn.get_raw_connection()).driver_connection
+        real = raw._execute
+
+        async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(getattr(fn, "__name__", repr(fn)))
+            return await real(fn, *args, **kwargs)
+
+        raw._execute = counted
+        try:
+            result = await conn.execute(
+                text("SELECT id, name FROM item WHERE id > :low ORDER BY id"), {"low": 1}
+            )
+            rows = result.all()
+        finally:
+            raw._execute = real
+    assert [tuple(r) for r in rows] == [(2, "b"), (3, "c")]
+    assert list(result.keys()) == ["id", "name"]
+    # BEGIN (the read transaction) and the SELECT: one call to the thread each, where
+    # the stock adapter makes four (cursor, execute, fetch, close).
+    assert statements[0] == "BEGIN" and len(statements) == 2
+    assert calls == ["_statement"] * len(statements)
+
+
+async def test_a_failing_read_raises_the_usual_error(db: Database) -> None:
+    async with db.read_engine.connect() as conn:
+        with pytest.raises(exc.OperationalError, match="no such table"):
+            await conn.execute(text("SELECT * FROM missing"))
+        # The connection still serves the next statement.
+        assert (await conn.execute(text("SELECT count(*) FROM item"))).scalar_one() == 3
+
+
+async def test_a_statement_without_rows_has_no_description(db: Database) -> None:
+    async with db.read_engine.connect() as conn:
+        result = await conn.execute(text("PRAGMA user_version = 0"))
+        assert not result.returns_rows
