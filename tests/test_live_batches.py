@@ -186,3 +186,32 @@ async def test_a_cohort_that_stops_waiting_cancels_its_own_run_only() -> None:
     assert await other == "quick"
     await asyncio.wait_for(batches.join(), 5)
     assert cancelled == ["slow"]
+
+
+async def test_cohorts_of_two_workspaces_rerun_together_never_share_a_batch(
+    sqlite_server: Server,
+) -> None:
+    server = sqlite_server
+    live = server.services.live
+    alice, dave = await server.sign_up("alice"), await server.sign_up("dave")
+    ours, theirs = await server.channel(alice), await server.channel(dave)
+    await server.send(alice, ours, "ours")
+    await server.send(dave, theirs, "theirs")
+    async with WSClient.connect(server, alice) as ws, WSClient.connect(server, dave) as ws2:
+        mine = [await ws.subscribe(LIVE_PAGE, {"c": ours, "n": n}) for n in (1, 2, 3)]
+        other = [await ws2.subscribe(LIVE_PAGE, {"c": theirs, "n": n}) for n in (1, 2, 3)]
+        for op in mine:
+            assert bodies((await ws.receive_for(op))["payload"]["data"]) == ["ours"]
+        for op in other:
+            assert bodies((await ws2.receive_for(op))["payload"]["data"]) == ["theirs"]
+        before = live.stats()
+        # Every cohort is invalidated in one turn (as after a change-log gap).
+        live._reset(live.feed.applied_version)
+        async with asyncio.timeout(5):
+            while live.stats()["executions"] < before["executions"] + 6:  # noqa: ASYNC110 (server state, from outside)
+                await asyncio.sleep(0.02)
+        # One batch per workspace, each over its own workspace's snapshot: a run in the
+        # other's batch would read nothing of its own and send an empty page.
+        assert live.stats()["batches"] == before["batches"] + 2
+        assert await ws.nothing_for(0.3)
+        assert await ws2.nothing_for(0.1)
