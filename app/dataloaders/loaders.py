@@ -97,7 +97,7 @@ class LoaderSet:
     def by_pk(self, model: type[SQLModel]) -> DataLoader[Any, Any]:
         loader = self._by_pk.get(model)
         if loader is None:
-            loader = DataLoader(load_fn=_pk_batch(model, self._fetch))
+            loader = DataLoader(load_fn=_unique_batch(model, pk_name(model), self._fetch))
             self._by_pk[model] = loader
         return loader
 
@@ -203,25 +203,12 @@ def _children_batch(
 def _unique_batch(
     model: type[SQLModel], column_name: str, fetch: Callable[[], Fetch | None]
 ) -> Callable[[list[Any]], Awaitable[list[Any]]]:
+    """The one row whose ``column_name`` is each key, or None (a primary key's too)."""
     column = getattr(model, column_name)
 
     async def load(keys: list[Any]) -> list[Any]:
         rows = await _alive(fetch)(recorded(select(model).where(column.in_(keys))))
         found = {getattr(row, column_name): row for row in rows}
-        return [found.get(key) for key in keys]
-
-    return load
-
-
-def _pk_batch(
-    model: type[SQLModel], fetch: Callable[[], Fetch | None]
-) -> Callable[[list[Any]], Awaitable[list[Any]]]:
-    pk = pk_name(model)
-    column = getattr(model, pk)
-
-    async def load(keys: list[Any]) -> list[Any]:
-        rows = await _alive(fetch)(recorded(select(model).where(column.in_(keys))))
-        found = {getattr(row, pk): row for row in rows}
         return [found.get(key) for key in keys]
 
     return load
