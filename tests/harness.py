@@ -24,13 +24,17 @@ import httpx
 import uvicorn
 import websockets
 from sqlalchemy import event
+from sqlalchemy.util import await_
 
 from app.domain import DomainConfig
 from app.resolvers.chat import CHAT
+from app.schema.models.message import Message
 from app.server import create_app
 from app.services import Services
 from app.settings import Settings
 from app.shutdown import GracefulServer
+from app.transaction import transact
+from app.tx import Tx
 from app.ws_protocol import uvicorn_ws
 
 _emails = itertools.count()
@@ -428,3 +432,46 @@ async def spawned_server(
             process.kill()
             await asyncio.to_thread(process.wait, 15)
         log.close()
+
+
+async def post_elsewhere(server: Server, user: User, channel_id: str, body: str) -> None:
+    """Commit one message straight through the write path, apart from any execution (a
+    commit from another process, say), and apply it here as the feed would."""
+    viewer = server.services.tokens.decode(user.token)
+
+    async def insert(tx: Tx) -> None:
+        tx.add(Message(channel_id=int(channel_id), author_id=viewer.user_id, body=body))
+
+    _, batch = await transact(
+        server.services.db, insert, workspace_id=viewer.workspace_id, retries=0
+    )
+    assert batch is not None
+    server.services.live.committed(batch)
+
+
+@contextmanager
+def commit_before_first_message_read(
+    server: Server, user: User, channel_id: str, body: str
+) -> Iterator[list[str]]:
+    """Just before the first SELECT of messages, commit a new message from elsewhere.
+
+    The listener runs inside the execution's statement: awaiting there holds the query
+    between its levels (its snapshot already taken) while another transaction commits.
+    Yields the statements held.
+    """
+    held: list[str] = []
+    engine = server.services.db.read_engine.sync_engine
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if held or not statement.lstrip().upper().startswith("SELECT"):
+            return
+        if "FROM message" not in statement:
+            return
+        held.append(statement)
+        await_(post_elsewhere(server, user, channel_id, body))
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield held
+    finally:
+        event.remove(engine, "before_cursor_execute", before)

@@ -12,8 +12,8 @@ import asyncio
 import itertools
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,6 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event
-from sqlalchemy.util import await_
 
 from app.auth import Scope
 from app.live.changes import ChangeBatch, RowChange
@@ -35,11 +33,15 @@ from app.live.querycache import CachedData, Entry, QueryCache, encode_default
 from app.live.readset import ReadSet
 from app.resolvers.chat import CHAT
 from app.schema import live as live_schema
-from app.schema.models.message import Message
 from app.settings import Settings
-from app.transaction import transact
-from app.tx import Tx
-from tests.harness import Server, User, make_settings, recording_statements, running_server
+from tests.harness import (
+    Server,
+    User,
+    commit_before_first_message_read,
+    make_settings,
+    recording_statements,
+    running_server,
+)
 from tests.test_scaleout import FANOUT_S, cluster
 
 MESSAGES = """
@@ -321,50 +323,12 @@ async def test_a_write_too_slow_to_apply_empties_the_cache_before_answering(
         assert bodies(await server.gql(MESSAGES, {"c": channel}, alice)) == ["mine", "first"]
 
 
-async def _post_and_apply(server: Server, user: User, channel_id: str, body: str) -> None:
-    """A commit from elsewhere (another process's, say), applied here as the feed would."""
-    viewer = server.services.tokens.decode(user.token)
-
-    async def insert(tx: Tx) -> None:
-        tx.add(Message(channel_id=int(channel_id), author_id=viewer.user_id, body=body))
-
-    _, batch = await transact(
-        server.services.db, insert, workspace_id=viewer.workspace_id, retries=0
-    )
-    assert batch is not None
-    server.services.live.committed(batch)
-
-
-@contextmanager
-def write_during_first_page_read(
-    server: Server, user: User, channel_id: str, body: str
-) -> Iterator[list[str]]:
-    """Just before a query reads its page of messages (its snapshot already taken by
-    the channel's read), commit and apply a message to that page."""
-    held: list[str] = []
-    engine = server.services.db.read_engine.sync_engine
-
-    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if held or not statement.lstrip().upper().startswith("SELECT"):
-            return
-        if "FROM message" not in statement:
-            return
-        held.append(statement)
-        await_(_post_and_apply(server, user, channel_id, body))
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield held
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-
-
 async def test_a_run_overtaken_by_a_write_it_missed_is_not_kept(sqlite_server: Server) -> None:
     server = sqlite_server
     alice = await server.sign_up("alice")
     channel = await server.channel(alice)
     await server.send(alice, channel, "before")
-    with write_during_first_page_read(server, alice, channel, "during") as held:
+    with commit_before_first_message_read(server, alice, channel, "during") as held:
         stale = await server.gql(MESSAGES, {"c": channel}, alice)
     assert held, "the query was never held between its reads"
     # Its snapshot predates the write, so it could not show it: it must not be kept.
