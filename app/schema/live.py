@@ -56,6 +56,25 @@ class LiveSchema(strawberry.Schema):
         probe: Probe | None = cached.asked.append if cached is not None else None
         return cast(Ctx, context_value.new_ctx(probe))
 
+    def _from_cache(
+        self,
+        context_value: Any,
+        query: str | None,
+        variable_values: dict[str, Any] | None,
+        root_value: Any,
+        operation_name: str | None,
+        allowed_operation_types: Iterable[OperationType] | None,
+        operation_extensions: dict[str, Any] | None,
+    ) -> tuple[CachedRun | None, ExecutionResult | None]:
+        """The query cache's run for this operation (None where the cache does not
+        apply), and its answer if it has one."""
+        if root_value is not None or operation_extensions:
+            return None, None
+        cached = CachedRun.begin(
+            context_value, query, variable_values, operation_name, allowed_operation_types
+        )
+        return cached, cached.answer(self._schema) if cached is not None else None
+
     async def execute(
         self,
         query: str | None,
@@ -66,14 +85,17 @@ class LiveSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        cached = None
-        if root_value is None and not operation_extensions:
-            cached = CachedRun.begin(
-                context_value, query, variable_values, operation_name, allowed_operation_types
-            )
-            hit = cached.answer(self._schema) if cached is not None else None
-            if hit is not None:
-                return hit
+        cached, hit = self._from_cache(
+            context_value,
+            query,
+            variable_values,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+        if hit is not None:
+            return hit
         ctx = self._fresh(context_value, cached)
         try:
             result = await super().execute(
@@ -155,14 +177,17 @@ class LiveSchema(strawberry.Schema):
             return self._live(
                 query, variable_values, context_value, operation_name, live.throttle_ms
             )
-        cached = None
-        if root_value is None and not operation_extensions:
-            cached = CachedRun.begin(
-                context_value, query, variable_values, operation_name, allowed_operation_types
-            )
-            hit = cached.answer(self._schema) if cached is not None else None
-            if hit is not None:
-                return _once(hit)
+        cached, hit = self._from_cache(
+            context_value,
+            query,
+            variable_values,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+        if hit is not None:
+            return _once(hit)
         ctx = self._fresh(context_value, cached)
         inner = await super().stream(
             query,
