@@ -115,6 +115,14 @@ class Ctx:
             self._session = session
         return self._session
 
+    @property
+    def shared_completions(self) -> dict[Any, Any] | None:
+        """Where the executions of a batch share the parts of their results that depend
+        only on their common snapshot; None for an execution of its own."""
+        if self._shared is None or self._tx is not None:
+            return None
+        return self._shared.completions
+
     async def rows(self, statement: SelectOfScalar[Any]) -> Sequence[Any]:
         """Run one SELECT on this execution's session (to its end, even if cancelled)."""
         if self._shared is not None and self._tx is None:

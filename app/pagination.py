@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -22,6 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import SQLModel
 
 from app.errors import BadUserInput
+from app.resolver_marks import SOURCE_ONLY
 
 T = TypeVar("T")
 ModelT = TypeVar("ModelT", bound=SQLModel)
@@ -33,10 +34,21 @@ class PageInfo:
     end_cursor: str | None = strawberry.field(description="Pass as `after` for the next page.")
 
 
+def _cursor(root: Edge[Any]) -> str:
+    return root.position()
+
+
+# It reads only its edge: the lean executor may call it directly.
+setattr(_cursor, SOURCE_ONLY, True)
+
+
 @strawberry.type(description="One item of a page and the cursor that points at it.")
 class Edge(Generic[T]):
-    cursor: str = strawberry.field(description="Opaque position of this item.")
+    cursor: str = strawberry.field(resolver=_cursor, description="Opaque position of this item.")
     node: T = strawberry.field(description="The item.")
+    # Encoded when asked for: most pages are read without each edge's cursor, and a
+    # live run of a large page would otherwise encode every one of them each time.
+    position: strawberry.Private[Callable[[], str]]
 
 
 @strawberry.type(description="A page of items in a stable order, with keyset cursors.")
@@ -128,14 +140,27 @@ def clamp_first(first: int | None, default: int, maximum: int) -> int:
     return first
 
 
-def build_connection(model: type[ModelT], rows: Sequence[ModelT], first: int) -> Connection[ModelT]:
-    """Rows were fetched with ``first + 1`` so the extra one tells if more follow."""
+def build_connection(
+    model: type[ModelT],
+    rows: Sequence[ModelT],
+    first: int,
+    edges: Sequence[Edge[ModelT]] | None = None,
+) -> Connection[ModelT]:
+    """Rows were fetched with ``first + 1`` so the extra one tells if more follow.
+
+    ``edges``, when given, are those of ``rows`` already made (``build_edges``): pages
+    of one list at many sizes share them, and so does whatever was completed for them.
+    """
     page = list(rows[:first])
-    edges = [Edge(cursor=encode_cursor(model, row), node=row) for row in page]
+    page_edges = list(edges[:first]) if edges is not None else build_edges(model, page)
     return Connection(
-        edges=edges,
+        edges=page_edges,
         page_info=PageInfo(
             has_next_page=len(rows) > first,
-            end_cursor=edges[-1].cursor if edges else None,
+            end_cursor=encode_cursor(model, page[-1]) if page else None,
         ),
     )
+
+
+def build_edges(model: type[ModelT], rows: Sequence[ModelT]) -> list[Edge[ModelT]]:
+    return [Edge(node=row, position=functools.partial(encode_cursor, model, row)) for row in rows]

@@ -37,6 +37,9 @@ class SharedReads:
         self._lock = asyncio.Lock()
         self._version: int | None = None
         self.loaders = LoaderSet(self.rows)
+        # Completed parts of results that depend only on this snapshot, by what they
+        # complete: filled and reused by the executions (``app.schema.executor``).
+        self.completions: dict[Any, Any] = {}
 
     async def session(self) -> AsyncSession:
         if self._session is None:
@@ -67,6 +70,7 @@ class SharedReads:
 
     async def close(self) -> None:
         self.loaders = LoaderSet(self.rows)
+        self.completions = {}
         if self._session is not None:
             session, self._session = self._session, None
             await uncancelled(session.close())

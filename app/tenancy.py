@@ -9,6 +9,7 @@ sign-in only) refuses to read tenant rows.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import event
@@ -48,10 +49,19 @@ def _filter_reads(state: ORMExecuteState) -> None:
     tenant = _tenant(state.session)
     if tenant == UNSCOPED:
         return
-    # Plain criteria, not lambdas: SQLAlchemy caches a lambda's analysis per code object,
-    # so one lambda over models with differently named tenant keys would reuse the first
-    # model's column. The compiled SQL is cached all the same, with ``tenant`` bound.
-    state.statement = state.statement.options(
+    state.statement = state.statement.options(*_criteria(tenant, _refresh()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _criteria(tenant: int | str, _mappers: int) -> tuple[Any, ...]:
+    """The options that confine a read to ``tenant``, built once per tenant (per set
+    of mapped tables): building them was most of the cost of a short read.
+
+    Plain criteria, not lambdas: SQLAlchemy caches a lambda's analysis per code object,
+    so one lambda over models with differently named tenant keys would reuse the first
+    model's column. The compiled SQL is cached all the same, with ``tenant`` bound.
+    """
+    return (
         *(
             with_loader_criteria(model, _owned_by(model, tenant), include_aliases=True)
             for model in tenant_models()
@@ -107,10 +117,11 @@ def tenant_tables() -> tuple[type[SQLModel], ...]:
     return roots
 
 
-def _refresh() -> None:
+def _refresh() -> int:
+    """Brings the caches up to date with the mapped tables; their count."""
     mappers = SQLModel._sa_registry.mappers
     if _tenant_cache.get("count") == len(mappers):
-        return
+        return len(mappers)
     models = tuple(m.class_ for m in mappers if is_tenant_scoped(m.class_))
     targets = {
         key.column.table
@@ -120,6 +131,7 @@ def _refresh() -> None:
     _tenant_cache["models"] = models
     _tenant_cache["roots"] = tuple(m.class_ for m in mappers if m.local_table in targets)
     _tenant_cache["count"] = len(mappers)
+    return len(mappers)
 
 
 _tenant_cache: dict[str, object] = {}

@@ -8,6 +8,7 @@ asked for into its own read set, so live queries need nothing more.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import weakref
 from collections import defaultdict
@@ -139,6 +140,24 @@ class Recording(Generic[K, V]):
         self._record(key)
         return self._loader.load(key)
 
+    def load_ready(self, key: K) -> V | Awaitable[V]:
+        """The value itself when the loader already holds it, else its awaitable.
+
+        For resolvers: graphql-core completes a plain value on the spot, but an
+        awaitable costs a coroutine and a task per item of a list. The live runs of a
+        batch share their loaders, so all but the first find each row loaded.
+        """
+        future = self.load(key)
+        if (
+            isinstance(future, asyncio.Future)
+            and future.done()
+            and not future.cancelled()
+            and future.exception() is None
+        ):
+            value: V = future.result()
+            return value
+        return future
+
     def load_many(self, keys: Iterable[K]) -> Awaitable[list[V]]:
         keys = list(keys)
         for key in keys:
@@ -233,10 +252,16 @@ def _page_batch(
             by_parent: dict[Any, list[Any]] = defaultdict(list)
             for row in rows:
                 by_parent[getattr(row, column_name)].append(row)
+            edges: dict[Any, list[pagination.Edge[Any]]] = {}
             for parent, first, key_after in keys:
                 if key_after == after:
-                    found = by_parent[parent][: first + 1]
-                    pages[(parent, first, after)] = pagination.build_connection(model, found, first)
+                    rows = by_parent[parent]
+                    if parent not in edges:
+                        edges[parent] = pagination.build_edges(model, rows)
+                    found = rows[: first + 1]
+                    pages[(parent, first, after)] = pagination.build_connection(
+                        model, found, first, edges[parent]
+                    )
         return [pages[key] for key in keys]
 
     return load

@@ -14,6 +14,8 @@ from app.live.changes import Scalar
 
 RowKey = tuple[str, Scalar]
 RangeKey = tuple[str, str, Scalar]
+# One read as it was made: which grain, and its key (a table name for a table).
+Entry = tuple[str, "RowKey | RangeKey | str"]
 
 
 @dataclass(slots=True)
@@ -21,15 +23,39 @@ class ReadSet:
     rows: set[RowKey] = field(default_factory=set)
     ranges: set[RangeKey] = field(default_factory=set)
     tables: set[str] = field(default_factory=set)
+    # While set, each read is also noted here, in order: what a part of an execution
+    # read, so that another execution reusing that part's result can read it too
+    # (``replay``).
+    journal: list[Entry] | None = field(default=None, compare=False, repr=False)
 
     def row(self, table: str, pk: Scalar) -> None:
-        self.rows.add((table, pk))
+        key = (table, pk)
+        self.rows.add(key)
+        if self.journal is not None:
+            self.journal.append(("row", key))
 
     def range(self, table: str, column: str, value: Scalar) -> None:
-        self.ranges.add((table, column, value))
+        key = (table, column, value)
+        self.ranges.add(key)
+        if self.journal is not None:
+            self.journal.append(("range", key))
 
     def table(self, table: str) -> None:
         self.tables.add(table)
+        if self.journal is not None:
+            self.journal.append(("table", table))
+
+    def replay(self, entries: list[Entry]) -> None:
+        """Read what another execution noted in its journal."""
+        for grain, key in entries:
+            if grain == "row":
+                self.rows.add(key)  # type: ignore[arg-type]
+            elif grain == "range":
+                self.ranges.add(key)  # type: ignore[arg-type]
+            else:
+                self.tables.add(key)  # type: ignore[arg-type]
+        if self.journal is not None:
+            self.journal.extend(entries)
 
     def __len__(self) -> int:
         return len(self.rows) + len(self.ranges) + len(self.tables)

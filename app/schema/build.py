@@ -12,6 +12,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from app.errors_format import ErrorCodes
 from app.schema.documents import CachedDocuments
+from app.schema.executor import LeanExecutor
 from app.schema.limits import MAX_TOKENS, DocumentLimits
 from app.schema.live import LiveSchema
 from app.schema.operations import collect, root_type
@@ -47,4 +48,5 @@ def build_schema(
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         ],
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=LeanExecutor,
     )

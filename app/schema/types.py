@@ -15,7 +15,7 @@ import enum
 import types
 import typing
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import strawberry
@@ -25,6 +25,7 @@ from sqlmodel import SQLModel
 
 from app.columns import PRIVATE
 from app.pagination import Connection
+from app.resolver_marks import CONTEXT_ONLY, PREFETCH
 
 _generated: dict[type[SQLModel], type] = {}
 # Fields computed by a function rather than stored (``app.schema.api.computed``): a
@@ -100,12 +101,23 @@ def _many_to_one(rel: RelationshipProperty[Any]) -> Any:
     local_key = _key(local)
     nullable = local.nullable
 
-    async def resolve(root: Any, info: strawberry.Info) -> Any:
+    # Not a coroutine: a row the execution's loaders already hold is returned as it is
+    # (see ``Recording.load_ready``), and only one still to load is awaited.
+    def resolve(root: Any, info: strawberry.Info) -> Any:
         key = getattr(root, local_key)
         if key is None:
             return None
-        return await info.context.loaders.by_pk(target).load(key)
+        return info.context.loaders.by_pk(target).load_ready(key)
 
+    def prefetch(context: Any, roots: list[Any]) -> Awaitable[Any] | None:
+        keys = list({key for root in roots if (key := getattr(root, local_key)) is not None})
+        if not keys:
+            return None
+        load: Awaitable[Any] = context.loaders.by_pk(target).load_many(keys)
+        return load
+
+    setattr(resolve, PREFETCH, prefetch)
+    setattr(resolve, CONTEXT_ONLY, True)
     resolve.__annotations__["return"] = (
         graphql_type(target) | None if nullable else graphql_type(target)
     )
@@ -122,10 +134,18 @@ def _one_to_one(rel: RelationshipProperty[Any]) -> Any:
     ((parent_column, child_column),) = rel.local_remote_pairs
     parent_key, child_key = _key(parent_column), _key(child_column)
 
-    async def resolve(root: Any, info: strawberry.Info) -> Any:
-        return await info.context.loaders.by_unique(target, child_key).load(
+    def resolve(root: Any, info: strawberry.Info) -> Any:
+        return info.context.loaders.by_unique(target, child_key).load_ready(
             getattr(root, parent_key)
         )
+
+    def prefetch(context: Any, roots: list[Any]) -> Awaitable[Any] | None:
+        keys = list({getattr(root, parent_key) for root in roots})
+        load: Awaitable[Any] = context.loaders.by_unique(target, child_key).load_many(keys)
+        return load
+
+    setattr(resolve, PREFETCH, prefetch)
+    setattr(resolve, CONTEXT_ONLY, True)
 
     resolve.__annotations__["return"] = graphql_type(target) | None
     resolve.__name__ = rel.key

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -115,8 +116,11 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
 def build_connection(model: type[SQLModel], hits: Sequence[Hit], size: int) -> Connection[Any]:
     pk = _table(model).primary_key.columns.keys()[0]
     page = hits[:size]
-    edges = [Edge(cursor=encode_cursor(float(s), getattr(row, pk)), node=row) for row, s in page]
-    end = edges[-1].cursor if edges else None
+    edges = [
+        Edge(node=row, position=functools.partial(encode_cursor, float(s), getattr(row, pk)))
+        for row, s in page
+    ]
+    end = encode_cursor(float(page[-1][1]), getattr(page[-1][0], pk)) if page else None
     return Connection(
         edges=edges, page_info=PageInfo(has_next_page=len(hits) > size, end_cursor=end)
     )

@@ -1,0 +1,528 @@
+"""An executor that completes stored fields without graphql-core's per-field ceremony.
+
+Most fields of a generated type are columns: Strawberry resolves them with a plain
+attribute read that takes no arguments and never looks at its ``info``. graphql-core
+still builds a resolve info, checks for arguments and walks its generic completion for
+each of them, which is most of the cost of a page of rows (a re-run of a live query is
+mostly that). For such a field (Strawberry's basic resolver, no middleware) returning a
+scalar, an enum or an object with no ``is_type_of`` check, the value is read and
+completed directly: the same value graphql-core would produce.
+
+Anything out of the ordinary (a null where one is not allowed, a value the type cannot
+represent, an exception) is handed back to graphql-core's own ``execute_field``, which
+reads the attribute again and reports the error exactly as it always does. Reading
+twice is safe: a basic resolver is an attribute read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from inspect import CO_ITERABLE_COROUTINE
+from types import CoroutineType, GeneratorType
+from typing import Any, NamedTuple, TypeGuard
+
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    InlineFragmentNode,
+    SelectionSetNode,
+    Undefined,
+    is_leaf_type,
+    is_object_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList, FragmentDetails
+from graphql.pyutils import Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+from app.live.readset import Entry
+from app.resolver_marks import CONTEXT_ONLY, PREFETCH, SOURCE_ONLY
+
+# Types whose awaitability is remembered (a schema's few dozen, with room to spare).
+MAX_TYPES_KNOWN = 4096
+# How many stored object fields deep a list's items are read ahead (edges -> node).
+PREFETCH_DEPTH = 3
+
+
+class _Stored(NamedTuple):
+    """How to complete a field without graphql-core's ceremony: read it (an attribute,
+    or a relationship resolver that needs only the context), then coerce the value or
+    run its subfields."""
+
+    read: Callable[[Any, Any], Any]
+    leaf: GraphQLLeafType | None
+    object_type: GraphQLObjectType | None
+    non_null: bool
+    # The read is a resolver given an info that carries only ``context``.
+    needs_context: bool
+
+
+Prefetch = Callable[[Any, list[Any]], "Awaitable[Any] | None"]
+
+
+class _Plan(NamedTuple):
+    stored: _Stored | None
+    prefetch: Prefetch | None
+
+
+def _plan_of(field: GraphQLField) -> _Plan:
+    definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    function = getattr(getattr(definition, "base_resolver", None), "wrapped_func", None)
+    prefetch: Prefetch | None = getattr(function, PREFETCH, None)
+    resolve = field.resolve
+    if resolve is not None and getattr(resolve, "_is_default", False):
+        # Strawberry's basic resolver: an attribute read that ignores its info.
+        read, needs_context = resolve, False
+    elif function is not None and getattr(function, CONTEXT_ONLY, False) and not field.args:
+        read, needs_context = function, True
+    elif function is not None and getattr(function, SOURCE_ONLY, False) and not field.args:
+        read, needs_context = _source_only(function), False
+    else:
+        return _Plan(None, prefetch)
+    type_: Any = field.type
+    non_null = isinstance(type_, GraphQLNonNull)
+    if non_null:
+        type_ = type_.of_type
+    if is_leaf_type(type_):
+        return _Plan(_Stored(read, type_, None, non_null, needs_context), prefetch)
+    if is_object_type(type_) and not type_.is_type_of:
+        return _Plan(_Stored(read, None, type_, non_null, needs_context), prefetch)
+    return _Plan(None, prefetch)
+
+
+class _Selection(NamedTuple):
+    """A selection this executor completes itself."""
+
+    # Each field's response name, plan and subselection.
+    fields: list[tuple[str, _Stored, FieldDetailsList]]
+    # What identifies it across the executions of a batch (the object type and the
+    # document's nodes), when it does not depend on their variables; else None.
+    shape: tuple[int, ...] | None
+    nodes: tuple[FieldNode, ...]
+
+
+def _without_directives(
+    selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDetails]
+) -> bool:
+    if selection_set is None:
+        return True
+    for selection in selection_set.selections:
+        if selection.directives:
+            return False
+        below: SelectionSetNode | None = None
+        if isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is None or fragment.definition.directives:
+                return False
+            if fragment.variable_signatures:
+                return False
+            below = fragment.definition.selection_set
+        elif isinstance(selection, FieldNode | InlineFragmentNode):
+            below = selection.selection_set
+        if not _without_directives(below, fragments):
+            return False
+    return True
+
+
+# What a plain completion returns when graphql-core must complete the value instead.
+NOT_PLAIN: Any = object()
+
+
+def _source_only(function: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+    def read(source: Any, _info: Any) -> Any:
+        return function(source)
+
+    return read
+
+
+class _ContextOnly:
+    """The info a context-only resolver is given."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+
+Plans = dict[int, tuple[GraphQLField, _Plan]]
+
+# Per schema, each field's plan by the field's identity: a GraphQLField compares by
+# value, so it cannot be a key itself; it is kept beside its plan so its id stays its.
+_PLANS: weakref.WeakKeyDictionary[GraphQLSchema, Plans] = weakref.WeakKeyDictionary()
+
+
+_AWAITABLE_TYPES: dict[type, bool] = {}
+
+
+def is_awaitable(value: Any) -> TypeGuard[Awaitable[Any]]:
+    """graphql-core's test, answered once per type: it runs on every resolved value,
+    and for a model instance ``hasattr(value, "__await__")`` takes pydantic's slow
+    missing-attribute path. ``await`` itself looks ``__await__`` up on the type."""
+    kind = type(value)
+    known = _AWAITABLE_TYPES.get(kind)
+    if known is not None:
+        return known
+    if kind is GeneratorType:
+        # A generator-based coroutine is a property of the generator, not its type.
+        return bool(value.gi_code.co_flags & CO_ITERABLE_COROUTINE)
+    awaitable = issubclass(kind, CoroutineType) or hasattr(kind, "__await__")
+    if len(_AWAITABLE_TYPES) < MAX_TYPES_KNOWN:
+        _AWAITABLE_TYPES[kind] = awaitable
+    return awaitable
+
+
+class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's executor, with stored fields completed without a resolve info."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plans = _PLANS.get(self.schema)
+        if plans is None:
+            plans = _PLANS[self.schema] = {}
+        self._plans = plans
+        # Strawberry always passes a manager; it wraps resolvers only when an extension
+        # resolves fields, and then every field must go through it.
+        manager = self.middleware_manager
+        self._lean = manager is None or not manager.middlewares
+        self.is_awaitable = is_awaitable
+        self._context_only = _ContextOnly(self.context_value)
+        self._selections: dict[tuple[int, int], tuple[FieldDetailsList, _Selection | None]] = {}
+        # Shared by the live runs of a batch (``Ctx.shared_completions``); None otherwise.
+        self._completions: dict[Any, Any] | None = getattr(
+            self.context_value, "shared_completions", None
+        )
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        if self._lean:
+            field = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
+            if field is not None:
+                plan = self._plan(field)
+                if plan is not None:
+                    return self._complete_stored(
+                        plan, field, parent_type, source, field_details_list, path, position_context
+                    )
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
+
+    def _plan(self, field: GraphQLField) -> _Stored | None:
+        return self._full_plan(field).stored
+
+    def _full_plan(self, field: GraphQLField) -> _Plan:
+        plans = self._plans
+        entry = plans.get(id(field))
+        if entry is None:
+            entry = (field, _plan_of(field))
+            plans[id(field)] = entry
+        return entry[1]
+
+    # -- lists: the related rows of every item, loaded before the items complete -------
+
+    def complete_list_value(
+        self,
+        return_type: GraphQLList[GraphQLOutputType],
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """A list of objects is completed plainly when it can be (``_complete_plainly``).
+        When its items read a relationship still to load (each message's ``author``),
+        it is loaded for all items first, in one await: completed one by one, each item
+        would await its own load, a coroutine and a task per item and level. The items
+        then complete with their rows at hand (``Recording.load_ready``)."""
+        ordinary = super().complete_list_value
+        if not self._lean or not isinstance(result, list):
+            return ordinary(return_type, field_details_list, info, path, result, position_context)
+
+        def complete() -> Any:
+            plain = self._complete_items_plainly(return_type, field_details_list, path, result)
+            if plain is not NOT_PLAIN:
+                return plain
+            return ordinary(return_type, field_details_list, info, path, result, position_context)
+
+        # First as the rows are (in a batch, another run has often completed them).
+        plain = self._complete_items_plainly(return_type, field_details_list, path, result)
+        if plain is not NOT_PLAIN:
+            return plain
+        try:
+            loads = self._prefetches(
+                return_type.of_type, field_details_list, result, PREFETCH_DEPTH
+            )
+        except Exception:
+            # Reading ahead is an optimisation: the items report their own errors.
+            loads = []
+        pending = [load for load in loads if not (isinstance(load, asyncio.Future) and load.done())]
+        if not pending:
+            return ordinary(return_type, field_details_list, info, path, result, position_context)
+
+        async def after_loads() -> Any:
+            # A failed load fails the items that read it, when they do, as before.
+            await asyncio.gather(*pending, return_exceptions=True)
+            completed = complete()
+            if self.is_awaitable(completed):
+                return await completed
+            return completed
+
+        return after_loads()
+
+    # -- whole selections of stored fields, completed in one loop ------------------------
+
+    def _selection(
+        self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> _Selection | None:
+        """The object's selection when every field in it is one this executor completes
+        (and nothing is deferred), else None. Made once per execution and selection, as
+        graphql-core collects subfields."""
+        key = (id(object_type), id(field_details_list))
+        entry = self._selections.get(key)
+        if entry is not None:
+            return entry[1]
+        grouped, defers, _ = self.collect_subfields(object_type, field_details_list)
+        fields: list[tuple[str, _Stored, FieldDetailsList]] | None = [] if not defers else None
+        for name, sub_details in grouped.items():
+            if fields is None:
+                break
+            field = self.schema.get_field(object_type, sub_details[0].node.name.value)
+            plan = self._plan(field) if field is not None else None
+            if plan is None:
+                fields = None
+            else:
+                fields.append((name, plan, sub_details))
+        selection = None
+        if fields is not None:
+            nodes = tuple(details.node for details in field_details_list)
+            static = self._completions is not None and self._static(field_details_list)
+            shape = (id(object_type), *map(id, nodes)) if static else None
+            selection = _Selection(fields, shape, nodes)
+        self._selections[key] = (field_details_list, selection)
+        return selection
+
+    def _static(self, field_details_list: FieldDetailsList) -> bool:
+        """Whether what is selected under these fields is the same whatever the
+        variables: no directive anywhere below (``@include(if: $x)``), nothing deferred,
+        no fragment arguments. Fields here take no arguments (see ``_plan_of``)."""
+        return all(
+            details.defer_usage is None
+            and details.fragment_variable_values is None
+            and _without_directives(details.node.selection_set, self.fragments)
+            for details in field_details_list
+        )
+
+    def _complete_plainly(
+        self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList, source: Any
+    ) -> Any:
+        """The completed object, or ``NOT_PLAIN`` when anything in it is out of the
+        ordinary (a null where none is allowed, a pending load, an error): then
+        graphql-core completes it as always, reading again what was read here.
+
+        In a batch of live runs over one snapshot, an object completed for one run is
+        the same for every run that selects it the same way: it is completed once, and
+        the others take it and read what it read (its journal of reads)."""
+        selection = self._selection(object_type, field_details_list)
+        if selection is None:
+            return NOT_PLAIN
+        completions, shape = self._completions, selection.shape
+        if completions is None or shape is None:
+            return self._complete_fields(selection.fields, source)
+        key = (shape, id(source))
+        reads = self.context_value.reads
+        done = completions.get(key)
+        if done is not None:
+            reads.replay(done[1])
+            return done[0]
+        outer = reads.journal
+        journal: list[Entry] = []
+        reads.journal = journal
+        try:
+            completed = self._complete_fields(selection.fields, source)
+        finally:
+            reads.journal = outer
+        if outer is not None:
+            outer.extend(journal)
+        if completed is not NOT_PLAIN:
+            # The source and the selection's nodes are kept with it: their ids, in the
+            # key, stay theirs for as long as the entry does.
+            completions[key] = (completed, journal, source, selection.nodes)
+        return completed
+
+    def _complete_fields(
+        self, fields: list[tuple[str, _Stored, FieldDetailsList]], source: Any
+    ) -> Any:
+        context_only = self._context_only
+        is_awaitable = self.is_awaitable
+        completed: dict[str, Any] = {}
+        for name, plan, sub_details in fields:
+            try:
+                value = plan.read(source, context_only if plan.needs_context else None)
+            except Exception:
+                return NOT_PLAIN
+            if value is None or value is Undefined:
+                if plan.non_null:
+                    return NOT_PLAIN
+                completed[name] = None
+                continue
+            if is_awaitable(value) or isinstance(value, Exception):
+                if isinstance(value, CoroutineType):
+                    value.close()
+                return NOT_PLAIN
+            leaf = plan.leaf
+            if leaf is not None:
+                try:
+                    value = leaf.coerce_output_value(value)
+                except Exception:
+                    return NOT_PLAIN
+                if value is None or value is Undefined:
+                    return NOT_PLAIN
+            else:
+                assert plan.object_type is not None
+                value = self._complete_plainly(plan.object_type, sub_details, value)
+                if value is NOT_PLAIN:
+                    return NOT_PLAIN
+            completed[name] = value
+        return completed
+
+    def _complete_items_plainly(
+        self,
+        return_type: GraphQLList[GraphQLOutputType],
+        field_details_list: FieldDetailsList,
+        path: Path,
+        items: list[Any],
+    ) -> Any:
+        """A list of objects completed plainly, or ``NOT_PLAIN`` for graphql-core."""
+        item_type: Any = return_type.of_type
+        non_null = isinstance(item_type, GraphQLNonNull)
+        if non_null:
+            item_type = item_type.of_type
+        if not isinstance(item_type, GraphQLObjectType) or item_type.is_type_of:
+            return NOT_PLAIN
+        if self.get_stream_usage(field_details_list, path) is not None:
+            return NOT_PLAIN
+        completed: list[Any] = []
+        for item in items:
+            if item is None:
+                if non_null:
+                    return NOT_PLAIN
+                completed.append(None)
+                continue
+            value = self._complete_plainly(item_type, field_details_list, item)
+            if value is NOT_PLAIN:
+                return NOT_PLAIN
+            completed.append(value)
+        return completed
+
+    def _prefetches(
+        self,
+        item_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        items: list[Any],
+        depth: int,
+    ) -> list[Awaitable[Any]]:
+        if isinstance(item_type, GraphQLNonNull):
+            item_type = item_type.of_type
+        if depth == 0 or not isinstance(item_type, GraphQLObjectType) or item_type.is_type_of:
+            return []
+        grouped = self.collect_subfields(item_type, field_details_list).grouped_field_set
+        loads: list[Awaitable[Any]] = []
+        for sub_details in grouped.values():
+            field = self.schema.get_field(item_type, sub_details[0].node.name.value)
+            if field is None:
+                continue
+            plan = self._full_plan(field)
+            if plan.prefetch is not None:
+                load = plan.prefetch(self.context_value, items)
+                if load is not None:
+                    loads.append(load)
+            elif plan.stored is not None and plan.stored.object_type is not None:
+                read = plan.stored.read
+                children = [child for item in items if (child := read(item, None)) is not None]
+                if children:
+                    loads.extend(
+                        self._prefetches(plan.stored.object_type, sub_details, children, depth - 1)
+                    )
+        return loads
+
+    def _complete_stored(
+        self,
+        plan: _Stored,
+        field: GraphQLField,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        def ordinary() -> Any:
+            return super(LeanExecutor, self).execute_field(
+                parent_type, source, field_details_list, path, position_context
+            )
+
+        try:
+            value = plan.read(source, self._context_only if plan.needs_context else None)
+        except Exception:
+            return ordinary()
+        if self.is_awaitable(value):
+            if isinstance(value, CoroutineType):
+                value.close()
+            # Still loading: graphql-core awaits it (the resolver, asked again, hands
+            # back the same pending load).
+            return ordinary()
+        if value is None or value is Undefined:
+            return ordinary() if plan.non_null else None
+        if isinstance(value, Exception):
+            return ordinary()
+        leaf = plan.leaf
+        if leaf is not None:
+            try:
+                coerced = leaf.coerce_output_value(value)
+            except Exception:
+                return ordinary()
+            if coerced is None or coerced is Undefined:
+                return ordinary()
+            return coerced
+        object_type = plan.object_type
+        assert object_type is not None
+        plain = self._complete_plainly(object_type, field_details_list, value)
+        if plain is not NOT_PLAIN:
+            return plain
+        try:
+            completed = self.collect_and_execute_subfields(
+                object_type, field_details_list, path, value, position_context
+            )
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, field.type, field_details_list, path)
+            return None
+        if self.is_awaitable(completed):
+            return self._await_completed(completed, field, field_details_list, path)
+        return completed
+
+    async def _await_completed(
+        self,
+        completed: Awaitable[Any],
+        field: GraphQLField,
+        field_details_list: FieldDetailsList,
+        path: Path,
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, field.type, field_details_list, path)
+            return None

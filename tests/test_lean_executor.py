@@ -1,0 +1,219 @@
+"""The lean executor: stored fields and relationships completed without graphql-core's
+per-field ceremony, and a list's relationships loaded for all its items at once.
+
+Its answers must be exactly graphql-core's, errors included: each case runs on a schema
+with Strawberry's own executor beside one with ``LeanExecutor`` and compares the whole
+response. Through the real server, a page of messages answers the same with either
+executor, in one statement per level, and without a task per item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from app.schema.executor import LeanExecutor
+from tests.harness import Server, make_settings, recording_statements, running_server
+
+# -- equivalence on a schema of its own --------------------------------------------------
+
+
+@strawberry.enum
+class Mood(enum.Enum):
+    CALM = "calm"
+    LOUD = "loud"
+
+
+@strawberry.type
+class Leaf:
+    name: str
+    note: str | None
+    count: int
+    at: datetime
+    mood: Mood
+    ident: strawberry.ID
+
+
+@strawberry.type
+class Holder:
+    leaf: Leaf
+    maybe_leaf: Leaf | None
+    leaves: list[Leaf]
+    strict: str
+
+
+@dataclass
+class Row:
+    """What a resolver hands back: any object with the attributes, right or wrong."""
+
+    name: Any = "a"
+    note: Any = None
+    count: Any = 1
+    at: Any = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    mood: Any = Mood.CALM
+    ident: Any = 7
+
+
+@dataclass
+class HolderRow:
+    leaf: Any
+    maybe_leaf: Any = None
+    leaves: Any = ()
+    strict: Any = "s"
+
+
+HOLDERS: dict[str, HolderRow] = {
+    "plain": HolderRow(Row(), Row(name="b", note="n"), [Row(), Row(count=2)]),
+    "null in a non-null leaf": HolderRow(Row(name=None)),
+    "null in a non-null field of a list item": HolderRow(Row(), leaves=[Row(), Row(name=None)]),
+    "null where an object is required": HolderRow(None),
+    "a value its type cannot represent": HolderRow(Row(count="many")),
+    "an int beyond 32 bits": HolderRow(Row(count=2**40)),
+    "a value that is not of the enum": HolderRow(Row(mood="sad")),
+    "a missing attribute": HolderRow(object()),
+    "an exception as the value": HolderRow(Row(name=ValueError("stored error"))),
+    "a null strict field": HolderRow(Row(), strict=None),
+}
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def holder(self, case: str) -> Holder | None:
+        return HOLDERS[case]  # type: ignore[return-value]
+
+
+FIELDS = "name note count at mood ident"
+DOCUMENT = f"""query($case: String!) {{ holder(case: $case) {{
+  strict
+  leaf {{ {FIELDS} }}
+  alias: leaf {{ n: name }}
+  maybeLeaf {{ {FIELDS} }}
+  leaves {{ {FIELDS} }}
+}} }}"""
+
+STOCK = strawberry.Schema(Query)
+LEAN = strawberry.Schema(Query, execution_context_class=LeanExecutor)
+
+
+def _response(result: Any) -> dict[str, Any]:
+    return {"data": result.data, "errors": [e.formatted for e in result.errors or []]}
+
+
+@pytest.mark.parametrize("case", list(HOLDERS))
+async def test_every_answer_and_error_is_graphql_cores(case: str) -> None:
+    stock = await STOCK.execute(DOCUMENT, {"case": case})
+    lean = await LEAN.execute(DOCUMENT, {"case": case})
+    assert _response(lean) == _response(stock)
+    if case == "plain":
+        assert stock.errors is None
+    else:
+        assert stock.errors, "each case but the first is an error graphql-core reports"
+
+
+class CountingResolve(SchemaExtension):
+    """An extension that resolves fields: every field must pass through it."""
+
+    calls = 0
+
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        CountingResolve.calls += 1
+        return _next(root, info, *args, **kwargs)
+
+
+async def test_an_extension_that_resolves_fields_sees_every_field() -> None:
+    counts = []
+    for executor in (StrawberryGraphQLCoreExecutionContext, LeanExecutor):
+        schema = strawberry.Schema(
+            Query, extensions=[CountingResolve], execution_context_class=executor
+        )
+        CountingResolve.calls = 0
+        result = await schema.execute(DOCUMENT, {"case": "plain"})
+        assert result.errors is None
+        counts.append(CountingResolve.calls)
+    assert counts[0] == counts[1] > 20
+
+
+# -- through the server -------------------------------------------------------------------
+
+PAGE = """query($c: ID!) { messages(channelId: $c, first: 30) {
+  edges { cursor node { id body createdAt author { id name } } }
+  pageInfo { hasNextPage endCursor }
+} }"""
+
+
+@contextmanager
+def counting_tasks() -> Iterator[list[int]]:
+    loop = asyncio.get_running_loop()
+    made = [0]
+    previous = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        made[0] += 1
+        if previous is not None:
+            return previous(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    try:
+        yield made
+    finally:
+        loop.set_task_factory(previous)
+
+
+@pytest.fixture
+async def uncached(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
+    # Every request runs: the query cache would answer the second from the first.
+    async with running_server(make_settings(database_url, tmp_path, query_cache=False)) as s:
+        yield s
+
+
+async def test_a_page_answers_as_graphql_core_does_without_a_task_per_item(
+    uncached: Server,
+) -> None:
+    server = uncached
+    alice = await server.sign_up("alice")
+    mates = [await server.teammate(alice, f"mate{i}") for i in range(4)]
+    channel = await server.channel(alice)
+    for i in range(24):
+        await server.send([alice, *mates][i % 5], channel, f"m{i}")
+    schema = server.services.application.schema
+    assert schema.execution_context_class is LeanExecutor
+
+    answers, tasks, author_reads = [], [], []
+    for executor in (StrawberryGraphQLCoreExecutionContext, LeanExecutor):
+        schema.execution_context_class = executor
+        try:
+            with counting_tasks() as made, recording_statements(server) as statements:
+                answers.append(await server.gql(PAGE, {"c": channel}, alice))
+        finally:
+            schema.execution_context_class = LeanExecutor
+        tasks.append(made[0])
+        author_reads.append([s for s in statements if "FROM user" in s.replace('"', "")])
+
+    assert answers[0] == answers[1]
+    edges = answers[1]["messages"]["edges"]
+    assert len(edges) == 24
+    assert {e["node"]["author"]["name"] for e in edges} == {
+        "alice",
+        *(f"mate{i}" for i in range(4)),
+    }
+    assert answers[1]["messages"]["pageInfo"]["endCursor"] == edges[-1]["cursor"]
+    # The authors of the whole page in one statement, with either executor.
+    assert len(author_reads[0]) == len(author_reads[1]) == 1, author_reads
+    # graphql-core awaits each item's author on a task of its own; the lean executor
+    # loads them for the list first, then completes every item at once.
+    # (The rest, the same for both, are the request's own and the loaders' dispatches.)
+    assert tasks[0] >= 24
+    assert tasks[1] <= tasks[0] - 20, tasks
