@@ -105,6 +105,46 @@ async def _until_new(client: WSClient, op: str) -> dict[str, Any]:
             return data
 
 
+async def test_a_run_that_takes_another_runs_completion_reads_what_it_read(
+    batch_server: Server,
+) -> None:
+    """The runs of a batch complete each object once and share it (the lean executor's
+    shared completions); each run must still read what that completion read, or a
+    change to it (here the author's row) would not re-run the cohorts that took it."""
+    server = batch_server
+    alice = await server.sign_up("alice")
+    bob = await server.teammate(alice, "bob")
+    channel = await server.channel(alice)
+    for i in range(3):
+        await server.send(bob, channel, f"by bob {i}")
+    async with WSClient.connect(server, alice) as ws:
+        pages = {n: await ws.subscribe(LIVE_PAGE, {"c": channel, "n": n}) for n in SIZES}
+        for op in pages.values():
+            await ws.receive_for(op)
+        # One write re-runs every page size, together when batched. The newest message
+        # is alice's: a run reaching bob's rows only through another run's completion
+        # has read his row only if that completion's reads were read too.
+        await server.send(alice, channel, "the change")
+        for op in pages.values():
+            await _until_new(ws, op)
+        live = [c for c in server.services.live.cohorts.values() if c.query == LIVE_PAGE]
+        assert len(live) == len(SIZES)
+        # Every page but the one-message page shows one of bob's messages.
+        cohorts = [c for c in live if c.variables["n"] > 1]
+        runs = {id(c): c.runs for c in cohorts}
+
+        # Bob's row changes (signing out everywhere moves his token epoch): each of those
+        # pages shows his name, so reads his row, and runs again.
+        assert (await server.gql("mutation { signOutEverywhere }", None, bob)) == {
+            "signOutEverywhere": True
+        }
+        for _ in range(200):
+            if all(c.runs > runs[id(c)] for c in cohorts):
+                break
+            await asyncio.sleep(0.025)
+        assert [c.runs - runs[id(c)] for c in cohorts if c.runs == runs[id(c)]] == []
+
+
 # -- the batching itself ----------------------------------------------------------------
 
 

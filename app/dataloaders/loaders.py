@@ -253,15 +253,21 @@ def _page_batch(
             for row in rows:
                 by_parent[getattr(row, column_name)].append(row)
             edges: dict[Any, list[pagination.Edge[Any]]] = {}
+            # Pages at least as large as the list are one and the same page.
+            whole: dict[Any, Connection[Any]] = {}
             for parent, first, key_after in keys:
-                if key_after == after:
-                    rows = by_parent[parent]
-                    if parent not in edges:
-                        edges[parent] = pagination.build_edges(model, rows)
-                    found = rows[: first + 1]
-                    pages[(parent, first, after)] = pagination.build_connection(
-                        model, found, first, edges[parent]
-                    )
+                if key_after != after:
+                    continue
+                rows = by_parent[parent]
+                if parent not in edges:
+                    edges[parent] = pagination.build_edges(model, rows)
+                if first >= len(rows) and parent in whole:
+                    pages[(parent, first, after)] = whole[parent]
+                    continue
+                page = pagination.build_connection(model, rows[: first + 1], first, edges[parent])
+                pages[(parent, first, after)] = page
+                if first >= len(rows):
+                    whole[parent] = page
         return [pages[key] for key in keys]
 
     return load

@@ -197,6 +197,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         self.is_awaitable = is_awaitable
         self._context_only = _ContextOnly(self.context_value)
         self._selections: dict[tuple[int, int], tuple[FieldDetailsList, _Selection | None]] = {}
+        self._item_keys: dict[int, tuple[list[Any], tuple[Any, ...] | None]] = {}
         # Shared by the live runs of a batch (``Ctx.shared_completions``); None otherwise.
         self._completions: dict[Any, Any] | None = getattr(
             self.context_value, "shared_completions", None
@@ -263,26 +264,53 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         plain = self._complete_items_plainly(return_type, field_details_list, path, result)
         if plain is not NOT_PLAIN:
             return plain
-        try:
-            loads = self._prefetches(
-                return_type.of_type, field_details_list, result, PREFETCH_DEPTH
-            )
-        except Exception:
-            # Reading ahead is an optimisation: the items report their own errors.
-            loads = []
-        pending = [load for load in loads if not (isinstance(load, asyncio.Future) and load.done())]
-        if not pending:
+        loading = self._loading(return_type, field_details_list, result)
+        if loading is None:
             return ordinary(return_type, field_details_list, info, path, result, position_context)
 
         async def after_loads() -> Any:
             # A failed load fails the items that read it, when they do, as before.
-            await asyncio.gather(*pending, return_exceptions=True)
+            await loading
             completed = complete()
             if self.is_awaitable(completed):
                 return await completed
             return completed
 
         return after_loads()
+
+    def _loading(
+        self,
+        return_type: GraphQLList[GraphQLOutputType],
+        field_details_list: FieldDetailsList,
+        items: list[Any],
+    ) -> asyncio.Future[Any] | None:
+        """The load of what the items read and is not loaded yet; None if nothing is.
+        The runs of a batch reading the same items wait for one load."""
+        item_type: Any = return_type.of_type
+        if isinstance(item_type, GraphQLNonNull):
+            item_type = item_type.of_type
+        key = None
+        if isinstance(item_type, GraphQLObjectType) and not item_type.is_type_of:
+            key = self._items_key(item_type, field_details_list, items)
+        if key is not None:
+            assert self._completions is not None
+            started = self._completions.get(("loading", key))
+            if started is not None:
+                loading: asyncio.Future[Any] = started[0]
+                return loading
+        try:
+            loads = self._prefetches(item_type, field_details_list, items, PREFETCH_DEPTH)
+        except Exception:
+            # Reading ahead is an optimisation: the items report their own errors.
+            loads = []
+        pending = [load for load in loads if not (isinstance(load, asyncio.Future) and load.done())]
+        if not pending:
+            return None
+        loading = asyncio.gather(*pending, return_exceptions=True)
+        if key is not None:
+            assert self._completions is not None
+            self._completions[("loading", key)] = (loading, list(items))
+        return loading
 
     # -- whole selections of stored fields, completed in one loop ------------------------
 
@@ -340,12 +368,21 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         selection = self._selection(object_type, field_details_list)
         if selection is None:
             return NOT_PLAIN
-        completions, shape = self._completions, selection.shape
-        if completions is None or shape is None:
+        if self._completions is None or selection.shape is None:
             return self._complete_fields(selection.fields, source)
-        key = (shape, id(source))
+        return self._shared(
+            (selection.shape, id(source)),
+            (source, selection.nodes),
+            lambda: self._complete_fields(selection.fields, source),
+        )
+
+    def _shared(self, key: Any, keep: Any, complete: Callable[[], Any]) -> Any:
+        """What ``complete`` returns, done once per batch for ``key``: another run's
+        completion is taken as it is, and what it read is read here too (its journal).
+        ``keep`` holds what the ids in ``key`` are ids of, for as long as the entry."""
+        assert self._completions is not None
         reads = self.context_value.reads
-        done = completions.get(key)
+        done = self._completions.get(key)
         if done is not None:
             reads.replay(done[1])
             return done[0]
@@ -353,15 +390,13 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         journal: list[Entry] = []
         reads.journal = journal
         try:
-            completed = self._complete_fields(selection.fields, source)
+            completed = complete()
         finally:
             reads.journal = outer
         if outer is not None:
             outer.extend(journal)
         if completed is not NOT_PLAIN:
-            # The source and the selection's nodes are kept with it: their ids, in the
-            # key, stay theirs for as long as the entry does.
-            completions[key] = (completed, journal, source, selection.nodes)
+            self._completions[key] = (completed, journal, keep)
         return completed
 
     def _complete_fields(
@@ -416,18 +451,43 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
             return NOT_PLAIN
         if self.get_stream_usage(field_details_list, path) is not None:
             return NOT_PLAIN
-        completed: list[Any] = []
-        for item in items:
-            if item is None:
-                if non_null:
+
+        def complete() -> Any:
+            completed: list[Any] = []
+            for item in items:
+                if item is None:
+                    if non_null:
+                        return NOT_PLAIN
+                    completed.append(None)
+                    continue
+                value = self._complete_plainly(item_type, field_details_list, item)
+                if value is NOT_PLAIN:
                     return NOT_PLAIN
-                completed.append(None)
-                continue
-            value = self._complete_plainly(item_type, field_details_list, item)
-            if value is NOT_PLAIN:
-                return NOT_PLAIN
-            completed.append(value)
-        return completed
+                completed.append(value)
+            return completed
+
+        key = self._items_key(item_type, field_details_list, items)
+        if key is None:
+            return complete()
+        return self._shared(key, list(items), complete)
+
+    def _items_key(
+        self, item_type: GraphQLObjectType, field_details_list: FieldDetailsList, items: list[Any]
+    ) -> tuple[Any, ...] | None:
+        """What identifies a list's completion across a batch's runs: its items' shape
+        and the items themselves (pages of one list share their edges)."""
+        if self._completions is None:
+            return None
+        known = self._item_keys.get(id(items))
+        if known is not None and known[0] is items:
+            return known[1]
+        selection = self._selection(item_type, field_details_list)
+        key = None
+        if selection is not None and selection.shape is not None:
+            key = (selection.shape, "items", *map(id, items))
+        # Asked again for the same list (tried, read ahead, tried again): kept with it.
+        self._item_keys[id(items)] = (items, key)
+        return key
 
     def _prefetches(
         self,
