@@ -14,8 +14,8 @@ import enum
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +23,15 @@ import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from app.context import Ctx
 from app.schema.executor import LeanExecutor
-from tests.harness import Server, make_settings, recording_statements, running_server
+from tests.harness import (
+    Server,
+    WSClient,
+    make_settings,
+    recording_statements,
+    running_server,
+)
 
 # -- equivalence on a schema of its own --------------------------------------------------
 
@@ -217,3 +224,38 @@ async def test_a_page_answers_as_graphql_core_does_without_a_task_per_item(
     # (The rest, the same for both, are the request's own and the loaders' dispatches.)
     assert tasks[0] >= 24
     assert tasks[1] <= tasks[0] - 20, tasks
+
+
+# -- live re-runs straight on graphql-core ----------------------------------------------
+
+LIVE_PAGE = "query($c: ID!) @live { messages(channelId: $c, first: 5) { edges { node { body } } } }"
+
+
+async def test_a_live_rerun_off_strawberry_formats_its_errors_as_strawberry_does(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After its first run, a live document runs straight on graphql-core; its errors
+    still leave formatted: an unexpected one is masked, logged, and not delivered
+    (the cohort keeps its last result), never its message."""
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    await server.send(alice, channel, "first")
+    schema = server.services.application.schema
+    async with WSClient.connect(server, alice) as ws:
+        op = await ws.subscribe(LIVE_PAGE, {"c": channel})
+        assert (await ws.receive_for(op))["payload"]["data"]["messages"]["edges"]
+        await server.send(alice, channel, "second")
+        await ws.receive_for(op)
+        assert schema._checked, "the document runs off Strawberry after its first run"
+
+        async def broken(*_args: Any, **_kwargs: Any) -> Any:
+            raise RuntimeError("secret internals")
+
+        monkeypatch.setattr(Ctx, "page", broken)
+        await server.send(alice, channel, "third")
+        # Masked as INTERNAL, the run counts as failed: nothing reaches the client.
+        assert await ws.nothing_for(0.5)
+        monkeypatch.undo()
+        await server.send(alice, channel, "fourth")
+        data = (await ws.receive_for(op))["payload"]["data"]
+        assert [e["node"]["body"] for e in data["messages"]["edges"]][:2] == ["fourth", "third"]

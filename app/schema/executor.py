@@ -1,17 +1,33 @@
-"""An executor that completes stored fields without graphql-core's per-field ceremony.
+"""An executor that completes plain fields without graphql-core's per-field ceremony.
 
-Most fields of a generated type are columns: Strawberry resolves them with a plain
-attribute read that takes no arguments and never looks at its ``info``. graphql-core
-still builds a resolve info, checks for arguments and walks its generic completion for
-each of them, which is most of the cost of a page of rows (a re-run of a live query is
-mostly that). For such a field (Strawberry's basic resolver, no middleware) returning a
-scalar, an enum or an object with no ``is_type_of`` check, the value is read and
-completed directly: the same value graphql-core would produce.
+Most fields of a generated type are columns: Strawberry resolves them with an attribute
+read that takes no arguments and never looks at its ``info``. graphql-core still builds
+a resolve info, checks for arguments and walks its generic completion for each, which
+is most of the cost of a page of rows (and a re-run of a live query is mostly that).
+``LeanExecutor`` is graphql-core's executor (Strawberry's, through
+``execution_context_class``) with these shortcuts:
 
-Anything out of the ordinary (a null where one is not allowed, a value the type cannot
-represent, an exception) is handed back to graphql-core's own ``execute_field``, which
-reads the attribute again and reports the error exactly as it always does. Reading
-twice is safe: a basic resolver is an attribute read.
+- **Plain fields.** A field read by Strawberry's basic resolver, by a resolver marked
+  to read only its parent or only the context (``app.resolver_marks``: an edge's
+  cursor, a generated relationship whose row is loaded), returning a scalar, an enum
+  or an object without ``is_type_of``, is read and completed directly; a selection of
+  such fields is completed in one loop (``_complete_plainly``).
+- **Lists read ahead.** A list whose items read a relationship still to load loads it
+  for all of them in one await (the resolver's ``PREFETCH``), instead of a coroutine and
+  a task per item, then completes them.
+- **Shared completions.** The live runs of a batch read one snapshot through one set of
+  loaders (``app.shared_reads``): an object or a list selected the same way by several
+  runs is the same for all, so it is completed once and shared, and each run taking it
+  reads what its completion read (``ReadSet.journal``), so its read set is what its own
+  completion would have made. Only selections that cannot depend on variables (no
+  directive, no fragment argument, nothing deferred) are shared.
+
+Anything out of the ordinary (a null where none is allowed, a value the type cannot
+represent, an exception, a load still pending) goes back to graphql-core, which reads
+the value again and completes or reports it exactly as it always does: answers and
+errors are graphql-core's (``tests/test_lean_executor.py`` compares them). Reading
+twice is safe: every read here is an attribute read or a loader's cached row. With
+a schema extension that resolves fields (middleware), every field goes through it.
 """
 
 from __future__ import annotations
