@@ -59,7 +59,7 @@ class Ctx:
         self.services = services
         self.viewer = viewer
         self.auth_error = auth_error
-        self.request_id = request_id or uuid.uuid4().hex[:16]
+        self._request_id = request_id
         self.connection = connection
         # Recorded as it reads; a live run passes its own, kept if the execution fails.
         self.reads = reads if reads is not None else ReadSet()
@@ -75,6 +75,14 @@ class Ctx:
         # A live run of a batch reads the batch's snapshot, through its loaders.
         self._shared = shared
         self.loaders = Loaders(self.rows, self.reads, shared.loaders if shared else None)
+
+    @property
+    def request_id(self) -> str:
+        """Names this execution in logs and in an INTERNAL error; made when first asked
+        (most live runs never are)."""
+        if self._request_id is None:
+            self._request_id = uuid.uuid4().hex[:16]
+        return self._request_id
 
     def holds_until(self, at: float) -> None:
         """The result holds until ``at`` at most: it carries something that expires by
