@@ -103,8 +103,9 @@ class Query:
 
 FIELDS = "name note count at mood ident"
 DOCUMENT = f"""query($case: String!) {{ holder(case: $case) {{
+  __typename
   strict
-  leaf {{ {FIELDS} }}
+  leaf {{ __typename {FIELDS} }}
   alias: leaf {{ n: name }}
   maybeLeaf {{ {FIELDS} }}
   leaves {{ {FIELDS} }}
@@ -127,6 +128,34 @@ async def test_every_answer_and_error_is_graphql_cores(case: str) -> None:
         assert stock.errors is None
     else:
         assert stock.errors, "each case but the first is an error graphql-core reports"
+
+
+async def test_plain_selections_build_no_resolve_info_typename_included(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the fields with resolvers of their own (``holder``) and the lists (``leaves``)
+    build a resolve info, and only the root and the object a resolver returned go
+    through graphql-core's selection walk: every stored object, list item and field,
+    ``__typename`` included, is completed plainly."""
+    built: list[str] = []
+    walked: list[str] = []
+    build_resolve_info = LeanExecutor.build_resolve_info
+    execute_fields = LeanExecutor.execute_fields
+
+    def counting_infos(self: Any, field_def: Any, field_nodes: Any, *args: Any) -> Any:
+        built.append(field_nodes[0].name.value)
+        return build_resolve_info(self, field_def, field_nodes, *args)
+
+    def counting_walks(self: Any, parent_type: Any, *args: Any) -> Any:
+        walked.append(parent_type.name)
+        return execute_fields(self, parent_type, *args)
+
+    monkeypatch.setattr(LeanExecutor, "build_resolve_info", counting_infos)
+    monkeypatch.setattr(LeanExecutor, "execute_fields", counting_walks)
+    result = await LEAN.execute(DOCUMENT, {"case": "plain"})
+    assert result.errors is None
+    assert sorted(built) == ["holder", "leaves"]
+    assert sorted(walked) == ["Holder", "Query"]
 
 
 class CountingResolve(SchemaExtension):
@@ -155,7 +184,7 @@ async def test_an_extension_that_resolves_fields_sees_every_field() -> None:
 # -- through the server -------------------------------------------------------------------
 
 PAGE = """query($c: ID!) { messages(channelId: $c, first: 30) {
-  edges { cursor node { id body createdAt author { id name } } }
+  edges { __typename cursor node { __typename id body createdAt author { id name } } }
   pageInfo { hasNextPage endCursor }
 } }"""
 

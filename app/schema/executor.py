@@ -33,6 +33,7 @@ a schema extension that resolves fields (middleware), every field goes through i
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from inspect import CO_ITERABLE_COROUTINE
@@ -50,6 +51,7 @@ from graphql import (
     GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLSchema,
+    GraphQLString,
     InlineFragmentNode,
     SelectionSetNode,
     Undefined,
@@ -161,6 +163,17 @@ def _source_only(function: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
     return read
 
 
+@functools.cache
+def _typename(object_type: GraphQLObjectType) -> _Stored:
+    """``__typename`` on an object type: its name, as graphql-core answers it."""
+    name = object_type.name
+
+    def read(_source: Any, _info: Any) -> str:
+        return name
+
+    return _Stored(read, GraphQLString, None, True, False)
+
+
 class _ContextOnly:
     """The info a context-only resolver is given."""
 
@@ -228,7 +241,10 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         if self._lean:
-            field = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
+            name = field_details_list[0].node.name.value
+            if name == "__typename":
+                return parent_type.name
+            field = self.schema.get_field(parent_type, name)
             if field is not None:
                 plan = self._plan(field)
                 if plan is not None:
@@ -345,8 +361,13 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         for name, sub_details in grouped.items():
             if fields is None:
                 break
-            field = self.schema.get_field(object_type, sub_details[0].node.name.value)
-            plan = self._plan(field) if field is not None else None
+            field_name = sub_details[0].node.name.value
+            if field_name == "__typename":
+                # Clients add it to every selection (urql's cache does): the type's name.
+                plan: _Stored | None = _typename(object_type)
+            else:
+                field = self.schema.get_field(object_type, field_name)
+                plan = self._plan(field) if field is not None else None
             if plan is None:
                 fields = None
             else:
