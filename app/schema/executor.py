@@ -174,6 +174,17 @@ def _typename(object_type: GraphQLObjectType) -> _Stored:
     return _Stored(read, GraphQLString, None, True, False)
 
 
+def _plain_object(type_: Any) -> tuple[GraphQLObjectType | None, bool]:
+    """An object type (behind a non-null) that needs no ``is_type_of`` check, and
+    whether it was non-null; None for any other type."""
+    non_null = isinstance(type_, GraphQLNonNull)
+    if non_null:
+        type_ = type_.of_type
+    if isinstance(type_, GraphQLObjectType) and not type_.is_type_of:
+        return type_, non_null
+    return None, non_null
+
+
 class _ContextOnly:
     """The info a context-only resolver is given."""
 
@@ -249,7 +260,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
                 plan = self._plan(field)
                 if plan is not None:
                     return self._complete_stored(
-                        plan, field, parent_type, source, field_details_list, path, position_context
+                        plan, parent_type, source, field_details_list, path, position_context
                     )
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
@@ -318,11 +329,9 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
     ) -> asyncio.Future[Any] | None:
         """The load of what the items read and is not loaded yet; None if nothing is.
         The runs of a batch reading the same items wait for one load."""
-        item_type: Any = return_type.of_type
-        if isinstance(item_type, GraphQLNonNull):
-            item_type = item_type.of_type
+        item_type, _ = _plain_object(return_type.of_type)
         key = None
-        if isinstance(item_type, GraphQLObjectType) and not item_type.is_type_of:
+        if item_type is not None:
             key = self._items_key(item_type, field_details_list, items)
         if key is not None:
             assert self._completions is not None
@@ -331,7 +340,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
                 loading: asyncio.Future[Any] = started[0]
                 return loading
         try:
-            loads = self._prefetches(item_type, field_details_list, items, PREFETCH_DEPTH)
+            loads = self._prefetches(return_type.of_type, field_details_list, items, PREFETCH_DEPTH)
         except Exception:
             # Reading ahead is an optimisation: the items report their own errors.
             loads = []
@@ -439,38 +448,38 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
     def _complete_fields(
         self, fields: list[tuple[str, _Stored, FieldDetailsList]], source: Any
     ) -> Any:
-        context_only = self._context_only
-        is_awaitable = self.is_awaitable
         completed: dict[str, Any] = {}
         for name, plan, sub_details in fields:
-            try:
-                value = plan.read(source, context_only if plan.needs_context else None)
-            except Exception:
+            value = self._plain_value(plan, sub_details, source)
+            if value is NOT_PLAIN:
                 return NOT_PLAIN
-            if value is None or value is Undefined:
-                if plan.non_null:
-                    return NOT_PLAIN
-                completed[name] = None
-                continue
-            if is_awaitable(value) or isinstance(value, Exception):
-                if isinstance(value, CoroutineType):
-                    value.close()
-                return NOT_PLAIN
-            leaf = plan.leaf
-            if leaf is not None:
-                try:
-                    value = leaf.coerce_output_value(value)
-                except Exception:
-                    return NOT_PLAIN
-                if value is None or value is Undefined:
-                    return NOT_PLAIN
-            else:
-                assert plan.object_type is not None
-                value = self._complete_plainly(plan.object_type, sub_details, value)
-                if value is NOT_PLAIN:
-                    return NOT_PLAIN
             completed[name] = value
         return completed
+
+    def _read(self, plan: _Stored, source: Any) -> Any:
+        return plan.read(source, self._context_only if plan.needs_context else None)
+
+    def _plain_value(self, plan: _Stored, field_details_list: FieldDetailsList, source: Any) -> Any:
+        """One field of ``source`` read and completed, or ``NOT_PLAIN``."""
+        try:
+            value = self._read(plan, source)
+        except Exception:
+            return NOT_PLAIN
+        if value is None or value is Undefined:
+            return NOT_PLAIN if plan.non_null else None
+        if self.is_awaitable(value) or isinstance(value, Exception):
+            if isinstance(value, CoroutineType):
+                value.close()
+            return NOT_PLAIN
+        leaf = plan.leaf
+        if leaf is None:
+            assert plan.object_type is not None
+            return self._complete_plainly(plan.object_type, field_details_list, value)
+        try:
+            value = leaf.coerce_output_value(value)
+        except Exception:
+            return NOT_PLAIN
+        return NOT_PLAIN if value is None or value is Undefined else value
 
     def _complete_items_plainly(
         self,
@@ -480,11 +489,8 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         items: list[Any],
     ) -> Any:
         """A list of objects completed plainly, or ``NOT_PLAIN`` for graphql-core."""
-        item_type: Any = return_type.of_type
-        non_null = isinstance(item_type, GraphQLNonNull)
-        if non_null:
-            item_type = item_type.of_type
-        if not isinstance(item_type, GraphQLObjectType) or item_type.is_type_of:
+        item_type, non_null = _plain_object(return_type.of_type)
+        if item_type is None:
             return NOT_PLAIN
         if self.get_stream_usage(field_details_list, path) is not None:
             return NOT_PLAIN
@@ -533,14 +539,13 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         items: list[Any],
         depth: int,
     ) -> list[Awaitable[Any]]:
-        if isinstance(item_type, GraphQLNonNull):
-            item_type = item_type.of_type
-        if depth == 0 or not isinstance(item_type, GraphQLObjectType) or item_type.is_type_of:
+        object_type, _ = _plain_object(item_type)
+        if depth == 0 or object_type is None:
             return []
-        grouped = self.collect_subfields(item_type, field_details_list).grouped_field_set
+        grouped = self.collect_subfields(object_type, field_details_list).grouped_field_set
         loads: list[Awaitable[Any]] = []
         for sub_details in grouped.values():
-            field = self.schema.get_field(item_type, sub_details[0].node.name.value)
+            field = self.schema.get_field(object_type, sub_details[0].node.name.value)
             if field is None:
                 continue
             plan = self._full_plan(field)
@@ -549,8 +554,10 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
                 if load is not None:
                     loads.append(load)
             elif plan.stored is not None and plan.stored.object_type is not None:
-                read = plan.stored.read
-                children = [child for item in items if (child := read(item, None)) is not None]
+                stored = plan.stored
+                children = [
+                    child for item in items if (child := self._read(stored, item)) is not None
+                ]
                 if children:
                     loads.extend(
                         self._prefetches(plan.stored.object_type, sub_details, children, depth - 1)
@@ -560,66 +567,17 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
     def _complete_stored(
         self,
         plan: _Stored,
-        field: GraphQLField,
         parent_type: GraphQLObjectType,
         source: Any,
         field_details_list: FieldDetailsList,
         path: Path,
         position_context: Any,
     ) -> Any:
-        def ordinary() -> Any:
-            return super(LeanExecutor, self).execute_field(
-                parent_type, source, field_details_list, path, position_context
-            )
-
-        try:
-            value = plan.read(source, self._context_only if plan.needs_context else None)
-        except Exception:
-            return ordinary()
-        if self.is_awaitable(value):
-            if isinstance(value, CoroutineType):
-                value.close()
-            # Still loading: graphql-core awaits it (the resolver, asked again, hands
-            # back the same pending load).
-            return ordinary()
-        if value is None or value is Undefined:
-            return ordinary() if plan.non_null else None
-        if isinstance(value, Exception):
-            return ordinary()
-        leaf = plan.leaf
-        if leaf is not None:
-            try:
-                coerced = leaf.coerce_output_value(value)
-            except Exception:
-                return ordinary()
-            if coerced is None or coerced is Undefined:
-                return ordinary()
-            return coerced
-        object_type = plan.object_type
-        assert object_type is not None
-        plain = self._complete_plainly(object_type, field_details_list, value)
-        if plain is not NOT_PLAIN:
-            return plain
-        try:
-            completed = self.collect_and_execute_subfields(
-                object_type, field_details_list, path, value, position_context
-            )
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, field.type, field_details_list, path)
-            return None
-        if self.is_awaitable(completed):
-            return self._await_completed(completed, field, field_details_list, path)
-        return completed
-
-    async def _await_completed(
-        self,
-        completed: Awaitable[Any],
-        field: GraphQLField,
-        field_details_list: FieldDetailsList,
-        path: Path,
-    ) -> Any:
-        try:
-            return await completed
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, field.type, field_details_list, path)
-            return None
+        value = self._plain_value(plan, field_details_list, source)
+        if value is not NOT_PLAIN:
+            return value
+        # graphql-core reads it again and completes or reports it as always (a pending
+        # load: the resolver, asked again, hands back the same load).
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
