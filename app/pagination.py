@@ -157,7 +157,7 @@ def build_connection(
         edges=page_edges,
         page_info=PageInfo(
             has_next_page=len(rows) > first,
-            end_cursor=encode_cursor(model, page[-1]) if page else None,
+            end_cursor=page_edges[-1].position() if page_edges else None,
         ),
     )
 

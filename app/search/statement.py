@@ -120,7 +120,7 @@ def build_connection(model: type[SQLModel], hits: Sequence[Hit], size: int) -> C
         Edge(node=row, position=functools.partial(encode_cursor, float(s), getattr(row, pk)))
         for row, s in page
     ]
-    end = encode_cursor(float(page[-1][1]), getattr(page[-1][0], pk)) if page else None
+    end = edges[-1].position() if edges else None
     return Connection(
         edges=edges, page_info=PageInfo(has_next_page=len(hits) > size, end_cursor=end)
     )
