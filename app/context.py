@@ -332,6 +332,12 @@ class Ctx:
             self._session = None
         self.loaders = Loaders(self.rows, self.reads)
 
+    @property
+    def holds_session(self) -> bool:
+        """Whether this execution opened a read session of its own (a live run in a
+        batch reads the batch's)."""
+        return self._session is not None
+
     async def close(self) -> None:
         # Fresh loaders: the execution (a reference cycle in graphql-core) may outlive
         # this call until a full collection; what it loaded should not. A batch's shared

@@ -59,6 +59,9 @@ class SharedReads:
 
     async def version(self) -> int:
         """The change-log version of the snapshot; read first, it also fixes it."""
+        if self._version is not None:
+            # Every run of the batch asks; only the first waits for the read.
+            return self._version
         async with self._lock:
             if self._version is None:
                 self._version = await uncancelled(self._read_version())

@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import graphql.execution.executor as executor_module
 import pytest
 import strawberry
+from graphql import parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -288,3 +290,58 @@ async def test_a_live_rerun_off_strawberry_formats_its_errors_as_strawberry_does
         await server.send(alice, channel, "fourth")
         data = (await ws.receive_for(op))["payload"]["data"]
         assert [e["node"]["body"] for e in data["messages"]["edges"]][:2] == ["fourth", "third"]
+
+
+# -- live re-runs: forks of one built operation --------------------------------------------
+
+
+def _forked(case: str) -> tuple[LeanExecutor, Any]:
+    built = LeanExecutor.build(
+        LEAN._schema,
+        parse(DOCUMENT),
+        raw_variable_values={"case": case},
+        operation_extensions=None,
+    )
+    assert isinstance(built, LeanExecutor)
+    return built, built.fork(None).execute_operation()
+
+
+async def _settled(result: Any) -> Any:
+    return await result if asyncio.iscoroutine(result) else result
+
+
+def test_every_attribute_of_the_executor_is_shared_by_forks_or_their_own() -> None:
+    """A fork is a shallow copy: an attribute that is neither declared shared nor reset
+    per execution (one a new graphql-core adds) would carry one run's state into the
+    next, so it must be placed first."""
+    template, _ = _forked("plain")
+    assert set(vars(template)) == LeanExecutor.SHARED_BY_FORKS | LeanExecutor.OWN_PER_EXECUTION
+    assert not LeanExecutor.SHARED_BY_FORKS & LeanExecutor.OWN_PER_EXECUTION
+    fork = template.fork(object())
+    for name in LeanExecutor.OWN_PER_EXECUTION:
+        value = getattr(template, name)
+        if value is not None and not isinstance(value, bool):
+            assert getattr(fork, name) is not value, name
+
+
+@pytest.mark.parametrize("case", ["plain", "null in a non-null leaf", "a missing attribute"])
+async def test_forked_runs_answer_as_fresh_executions_without_collecting_again(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run of a live cohort is a fork of its built operation: it answers exactly
+    as a fresh execution (errors of one run do not reach the next), and it collects no
+    field again: what the first run collected is found by the others."""
+    stock = _response(await STOCK.execute(DOCUMENT, {"case": case}))
+    template, first = _forked(case)
+    assert _response(await _settled(first)) == stock
+    collected: list[str] = []
+    collect = executor_module.collect_subfields
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        collected.append(args[4].name)
+        return collect(*args, **kwargs)
+
+    monkeypatch.setattr(executor_module, "collect_subfields", counting)
+    for _ in range(3):
+        assert _response(await _settled(template.fork(None).execute_operation())) == stock
+    assert collected == []

@@ -39,8 +39,17 @@ def pk_name(model: type[SQLModel]) -> str:
 
 
 def table_name(model: type[SQLModel]) -> str:
-    name: str = model.__table__.name  # type: ignore[attr-defined]
-    return name
+    # Asked for every loader an execution uses: a model's class attribute goes through
+    # SQLModel's metaclass, a dict does not.
+    try:
+        return _table_names[model]
+    except KeyError:
+        name: str = model.__table__.name  # type: ignore[attr-defined]
+        _table_names[model] = name
+        return name
+
+
+_table_names: dict[type[SQLModel], str] = {}
 
 
 class UntrackedColumn(TypeError):

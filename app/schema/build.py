@@ -9,6 +9,7 @@ from types import ModuleType
 from sqlmodel import SQLModel
 from strawberry.extensions import DisableIntrospection, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
 
 from app.errors_format import ErrorCodes
 from app.schema.documents import CachedDocuments
@@ -17,6 +18,23 @@ from app.schema.limits import MAX_TOKENS, DocumentLimits
 from app.schema.live import LiveSchema
 from app.schema.operations import collect, root_type
 from app.schema.types import graphql_type
+
+
+class CachedNames(NameConverter):
+    """Strawberry's naming, each name worked out once: the GraphQL name of every
+    argument is asked again on each call of its resolver (to convert its value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: dict[tuple[str, bool], str] = {}
+
+    def apply_naming_config(self, name: str) -> str:
+        key = (name, self.auto_camel_case)
+        known = self._names.get(key)
+        if known is None:
+            # Python names of the schema's fields and arguments: a bounded set.
+            known = self._names[key] = super().apply_naming_config(name)
+        return known
 
 
 def build_schema(
@@ -47,6 +65,6 @@ def build_schema(
             # Strawberry's own parse, for a document it is given without CachedDocuments.
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         ],
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, name_converter=CachedNames()),
         execution_context_class=LeanExecutor,
     )

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from inspect import CO_ITERABLE_COROUTINE
 from types import CoroutineType, GeneratorType
 from typing import Any, NamedTuple, TypeGuard
@@ -58,8 +58,15 @@ from graphql import (
     is_leaf_type,
     is_object_type,
 )
-from graphql.execution.collect_fields import FieldDetailsList, FragmentDetails
+from graphql.execution.collect_fields import (
+    DeferUsage,
+    FieldDetailsList,
+    FragmentDetails,
+    GroupedFieldSet,
+)
+from graphql.execution.executor import CollectedErrors
 from graphql.pyutils import Path
+from graphql.type.definition import GraphQLResolveInfoHelpers
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
@@ -236,11 +243,84 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         self._lean = manager is None or not manager.middlewares
         self.is_awaitable = is_awaitable
         self._context_only = _ContextOnly(self.context_value)
+        # What depends only on the document and the variables (the selections planned
+        # here, the root fields collected): shared with every run forked from this one.
         self._selections: dict[tuple[int, int], tuple[FieldDetailsList, _Selection | None]] = {}
+        self._root_fields: dict[int, GroupedFieldSet] = {}
         self._item_keys: dict[int, tuple[list[Any], tuple[Any, ...] | None]] = {}
         # Shared by the live runs of a batch (``Ctx.shared_completions``); None otherwise.
         self._completions: dict[Any, Any] | None = getattr(
             self.context_value, "shared_completions", None
+        )
+
+    # What a fork shares with the executor it was forked from (read-only, or memos of
+    # what the document and the variables determine), and what each execution has of
+    # its own. Every attribute is one or the other (``tests/test_lean_executor.py``
+    # checks, so an attribute a new graphql-core adds is placed before it is shared).
+    SHARED_BY_FORKS = frozenset(
+        {
+            "schema", "fragment_definitions", "fragments", "root_value", "operation",
+            "variable_values", "field_resolver", "type_resolver", "subscribe_field_resolver",
+            "enable_early_execution", "hide_suggestions", "abort_signal", "hooks",
+            "middleware_manager", "error_propagation", "is_awaitable", "is_async_iterable",
+            "operation_extensions", "_relevant_sub_fields", "_stream_usages",
+            "_initial_execution_plans", "_deferred_execution_plans", "_plans", "_lean",
+            "_selections", "_root_fields",
+        }
+    )  # fmt: skip
+    OWN_PER_EXECUTION = frozenset(
+        {
+            "context_value", "collected_errors", "pending_incremental_futures",
+            "background_futures", "async_work_finished_hook_task", "async_helpers",
+            "defer_usage_set", "groups", "tasks", "streams", "_context_only", "_item_keys",
+            "_completions",
+        }
+    )  # fmt: skip
+
+    def fork(self, context_value: Any) -> LeanExecutor:
+        """Another execution of this operation with the same variables, for
+        ``context_value``: a live cohort's next run.
+
+        A shallow copy with per-execution state of its own, as graphql-core makes its
+        sub-executors and per-event executors. What was collected and planned from the
+        document and the variables (subfields, selections, the root fields) is shared,
+        so a re-run neither coerces the variables nor collects a field again."""
+        # ``copy`` goes through ``__reduce_ex__``; a new instance given this one's
+        # attributes is the same shallow copy at a fraction of the cost.
+        run = object.__new__(type(self))
+        run.__dict__.update(self.__dict__)
+        run.context_value = context_value
+        run.collected_errors = CollectedErrors()
+        run.pending_incremental_futures = set()
+        run.background_futures = set()
+        run.async_work_finished_hook_task = None
+        run.async_helpers = GraphQLResolveInfoHelpers(
+            gather=run.gather_async_work, track=run.track_async_work
+        )
+        run.defer_usage_set = None
+        run.groups = []
+        run.tasks = []
+        run.streams = []
+        run._context_only = _ContextOnly(context_value)
+        run._item_keys = {}
+        run._completions = getattr(context_value, "shared_completions", None)
+        return run
+
+    def execute_collected_root_fields(
+        self,
+        root_type: GraphQLObjectType,
+        root_value: Any,
+        grouped_field_set: GroupedFieldSet,
+        serially: bool,
+        new_defer_usages: Sequence[DeferUsage],
+    ) -> Any:
+        # The root fields as first collected: graphql-core memoizes subfields by the
+        # identity of their field list, so with the same root lists every run forked
+        # from this executor finds the subfields it collected before.
+        if not new_defer_usages:
+            grouped_field_set = self._root_fields.setdefault(id(self.operation), grouped_field_set)
+        return super().execute_collected_root_fields(
+            root_type, root_value, grouped_field_set, serially, new_defer_usages
         )
 
     def execute_field(
@@ -384,7 +464,8 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         selection = None
         if fields is not None:
             nodes = tuple(details.node for details in field_details_list)
-            static = self._completions is not None and self._static(field_details_list)
+            # Whether batched or not: forked runs share this selection.
+            static = self._static(field_details_list)
             shape = (id(object_type), *map(id, nodes)) if static else None
             selection = _Selection(fields, shape, nodes)
         self._selections[key] = (field_details_list, selection)

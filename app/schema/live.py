@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any, cast
 
 import strawberry
 from graphql import DocumentNode, GraphQLError
-from graphql import execute as graphql_execute
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.execution.values import get_variable_values
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
@@ -31,7 +32,7 @@ from app.live.cohort import Cohort
 from app.schema.cached import CachedRun
 from app.schema.directive import LIVE_DIRECTIVE, find_operation, live_request, parse_cached
 from app.schema.documents import parse_document, validation_errors
-from app.schema.executor import is_awaitable
+from app.schema.executor import LeanExecutor, is_awaitable
 from app.schema.limits import ALL_RULES
 from app.uncancelled import uncancelled
 
@@ -40,6 +41,11 @@ log = logging.getLogger(__name__)
 READ_YOUR_WRITES_TIMEOUT_S = 5.0
 # Live documents remembered as checked (as many as the parse cache keeps).
 CHECKED_DOCUMENTS = 2048
+# graphql-core's answer when an operation that executes once would deliver in parts.
+INCREMENTAL_REFUSED = (
+    "Executing this GraphQL operation would unexpectedly produce multiple payloads"
+    " (due to @defer or @stream directive)"
+)
 
 
 class LiveSchema(strawberry.Schema):
@@ -48,6 +54,8 @@ class LiveSchema(strawberry.Schema):
         self._schema.directives = (*self._schema.directives, LIVE_DIRECTIVE)
         # Live documents that passed Strawberry's parse and validation (oldest first).
         self._checked: dict[str, DocumentNode] = {}
+        # Each live cohort's operation built once: its runs are forks of it.
+        self._runs: weakref.WeakKeyDictionary[Cohort, LeanExecutor] = weakref.WeakKeyDictionary()
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         # ErrorCodes logs what was unexpected (with its request id); expected errors
@@ -170,22 +178,35 @@ class LiveSchema(strawberry.Schema):
         """A live re-run straight on graphql-core: the document was parsed and validated
         with every rule when its first run went through Strawberry, and what the
         extensions do to a result is formatting its errors, done here as they do it.
-        Strawberry's per-operation setup was a good part of a short run's cost."""
-        raw = await await_maybe(
-            graphql_execute(
+        Strawberry's per-operation setup was a good part of a short run's cost.
+
+        A cohort's document and variables never change: its operation is built once
+        (variables coerced, fragments read) and each run is a fork of it, which also
+        finds the fields that earlier runs collected and planned."""
+        template = self._runs.get(cohort)
+        if template is None:
+            built = LeanExecutor.build(
                 self._schema,
                 document,
-                variable_values=cohort.variables,
+                raw_variable_values=cohort.variables,
                 operation_name=cohort.operation_name,
-                context_value=ctx,
                 is_awaitable=is_awaitable,
-                executor_class=self.execution_context_class,
                 operation_extensions=None,
             )
-        )
+            if isinstance(built, list):  # variables the operation refuses
+                return ExecutionResult(
+                    data=None, errors=format_errors(built, ctx.request_id), extensions=None
+                )
+            assert isinstance(built, LeanExecutor), "the schema executes with LeanExecutor"
+            template = self._runs[cohort] = built
+        raw = await await_maybe(template.fork(ctx).execute_operation())
+        if not isinstance(raw, GraphQLExecutionResult):
+            # Incremental delivery (@defer, @stream) is refused, as graphql's execute does.
+            raise GraphQLError(INCREMENTAL_REFUSED)
         return ExecutionResult(
             data=raw.data,
-            errors=format_errors(raw.errors, ctx.request_id),
+            # The request id is made only for a result that has errors to log with it.
+            errors=format_errors(raw.errors, ctx.request_id) if raw.errors else None,
             extensions=raw.extensions,
         )
 
@@ -348,9 +369,13 @@ async def _close(ctx: Ctx) -> None:
 
     A client completing an operation as it finishes cancels its task; a cancelled
     close would abandon the pooled connection mid-rollback. The close is shielded and
-    the cancellation re-raised once it is done.
+    the cancellation re-raised once it is done. Without a session of its own there is
+    nothing to wait for: the live runs of a batch close without a task each.
     """
-    await uncancelled(_close_quietly(ctx))
+    if ctx.holds_session:
+        await uncancelled(_close_quietly(ctx))
+    else:
+        await ctx.close()
 
 
 async def _close_quietly(ctx: Ctx) -> None:
