@@ -11,6 +11,7 @@ import enum
 import math
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -153,12 +154,20 @@ class Viewer:
         return f"Viewer(user_id={self._user_id}, workspace_id={self.workspace_id})"
 
 
+# Tokens verified recently, by their text: most requests and connections come with a
+# token seen a moment ago, and checking its signature was a visible share of a read.
+VERIFIED_TOKENS_MAX = 4096
+
+
 @dataclass(frozen=True)
 class TokenService:
     secret: str
     issuer: str
     ttl_seconds: int
     names: Claims = field(default_factory=Claims)
+    _verified: OrderedDict[str, Viewer] = field(
+        default_factory=OrderedDict, init=False, repr=False, compare=False
+    )
 
     def issue(self, user_id: int, tenant_id: int, epoch: int) -> str:
         now = int(time.time())
@@ -174,6 +183,26 @@ class TokenService:
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
 
     def decode(self, token: str) -> Viewer:
+        """The viewer a token stands for; ``Unauthenticated`` if it is not valid now.
+
+        A token verified before is not verified again (its text is what was signed,
+        and a viewer is immutable), but its expiry is checked on every use, as the
+        decoder would."""
+        verified = self._verified
+        viewer = verified.get(token)
+        if viewer is not None:
+            if viewer.expired:
+                del verified[token]
+                raise Unauthenticated("Token expired")
+            verified.move_to_end(token)
+            return viewer
+        viewer = self._decode(token)
+        verified[token] = viewer
+        if len(verified) > VERIFIED_TOKENS_MAX:
+            verified.popitem(last=False)
+        return viewer
+
+    def _decode(self, token: str) -> Viewer:
         try:
             claims = jwt.decode(
                 token,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -12,7 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+import app.auth as auth_module
 from app.auth import TokenService
+from app.errors import Unauthenticated
 from tests.harness import Server, User
 
 # One server per module and database; each test signs up its own workspaces.
@@ -240,3 +243,18 @@ async def test_viewers_decoded_from_tokens_share_their_claims_strings() -> None:
         assert name_a is name_b
         if name_a == "iss":
             assert value_a is value_b
+
+
+async def test_a_token_verified_before_is_refused_once_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verified tokens are remembered by their text (a signature check per request was
+    a visible share of a read); expiry is still checked on every use."""
+    tokens = TokenService("k" * 40, "livegraph-test", 3600)
+    token = tokens.issue(1, 7, 0)
+    first = tokens.decode(token)
+    assert tokens.decode(token) is first, "the second use is not verified again"
+    later = time.time() + 3601
+    monkeypatch.setattr(auth_module.time, "time", lambda: later)
+    with pytest.raises(Unauthenticated, match="expired"):
+        tokens.decode(token)

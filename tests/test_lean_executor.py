@@ -345,3 +345,40 @@ async def test_forked_runs_answer_as_fresh_executions_without_collecting_again(
     for _ in range(3):
         assert _response(await _settled(template.fork(None).execute_operation())) == stock
     assert collected == []
+
+
+class Shadowed:
+    """A value behind a property, with a stale entry of the same name in the instance
+    dict: ``getattr`` answers the property, and so must the lean executor."""
+
+    def __init__(self) -> None:
+        self.__dict__["name"] = "stale"
+
+    @property
+    def name(self) -> str:
+        return "current"
+
+
+@strawberry.type
+class Named:
+    name: str
+
+
+@strawberry.type
+class ShadowQuery:
+    @strawberry.field
+    def named(self) -> Named:
+        return Shadowed()  # type: ignore[return-value]
+
+
+async def test_a_column_read_from_the_instance_dict_never_bypasses_a_descriptor() -> None:
+    """Stored fields are read from the instance's dict where ``getattr`` would return
+    that entry (no descriptor, or SQLAlchemy's for a loaded column), never past a
+    property: the answer is graphql-core's."""
+    document = "{ named { name } }"
+    stock = await strawberry.Schema(ShadowQuery).execute(document)
+    lean = await strawberry.Schema(ShadowQuery, execution_context_class=LeanExecutor).execute(
+        document
+    )
+    assert stock.data == {"named": {"name": "current"}}
+    assert _response(lean) == _response(stock)

@@ -184,25 +184,44 @@ class Loaders:
     def __init__(self, fetch: Fetch, reads: ReadSet, shared: LoaderSet | None = None) -> None:
         self._set = shared if shared is not None else LoaderSet(fetch)
         self._reads = reads
+        # Each loader as this execution records it, made once: resolvers ask for one
+        # per item of a list (each message's author).
+        self._made: dict[tuple[str, type[SQLModel], str], Recording[Any, Any]] = {}
 
     def by_pk(self, model: type[SQLModel]) -> Recording[Any, Any]:
-        table, reads = table_name(model), self._reads
-        return Recording(self._set.by_pk(model), lambda key: reads.row(table, to_scalar(key)))
+        made = self._made.get(("pk", model, ""))
+        if made is None:
+            table, reads = table_name(model), self._reads
+            made = Recording(self._set.by_pk(model), lambda key: reads.row(table, to_scalar(key)))
+            self._made[("pk", model, "")] = made
+        return made
 
     def page_by(self, model: type[SQLModel], column: str) -> Recording[PageKey, Connection[Any]]:
-        loader = self._set.page_by(model, column)
-        table, reads = table_name(model), self._reads
-        return Recording(loader, lambda key: reads.range(table, column, to_scalar(key[0])))
+        made = self._made.get(("page", model, column))
+        if made is None:
+            loader = self._set.page_by(model, column)
+            table, reads = table_name(model), self._reads
+            made = Recording(loader, lambda key: reads.range(table, column, to_scalar(key[0])))
+            self._made[("page", model, column)] = made
+        return made
 
     def children(self, model: type[SQLModel], column: str) -> Recording[Any, list[Any]]:
         """All rows whose ``column`` is the key, by primary key: for short bounded lists
         (a message's attachments), one statement per batch of keys."""
-        return self._ranged(self._set.children(model, column), model, column)
+        made = self._made.get(("children", model, column))
+        if made is None:
+            made = self._ranged(self._set.children(model, column), model, column)
+            self._made[("children", model, column)] = made
+        return made
 
     def by_unique(self, model: type[SQLModel], column: str) -> Recording[Any, Any]:
         """The one row whose unique ``column`` equals each key, or None."""
         # A range read: the row appearing later (an insert) must re-run the query.
-        return self._ranged(self._set.by_unique(model, column), model, column)
+        made = self._made.get(("unique", model, column))
+        if made is None:
+            made = self._ranged(self._set.by_unique(model, column), model, column)
+            self._made[("unique", model, column)] = made
+        return made
 
     def _ranged(
         self, loader: DataLoader[K, V], model: type[SQLModel], column: str

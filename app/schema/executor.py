@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from inspect import CO_ITERABLE_COROUTINE
@@ -67,6 +68,7 @@ from graphql.execution.collect_fields import (
 from graphql.execution.executor import CollectedErrors
 from graphql.pyutils import Path
 from graphql.type.definition import GraphQLResolveInfoHelpers
+from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
@@ -107,7 +109,7 @@ def _plan_of(field: GraphQLField) -> _Plan:
     resolve = field.resolve
     if resolve is not None and getattr(resolve, "_is_default", False):
         # Strawberry's basic resolver: an attribute read that ignores its info.
-        read, needs_context = resolve, False
+        read, needs_context = _basic_read(definition) or resolve, False
     elif function is not None and getattr(function, CONTEXT_ONLY, False) and not field.args:
         read, needs_context = function, True
     elif function is not None and getattr(function, SOURCE_ONLY, False) and not field.args:
@@ -161,6 +163,50 @@ def _without_directives(
 
 # What a plain completion returns when graphql-core must complete the value instead.
 NOT_PLAIN: Any = object()
+
+
+def _basic_read(definition: Any) -> Callable[[Any, Any], Any] | None:
+    """What Strawberry's basic resolver does (``getattr(source, python_name)`` through
+    two calls of its own), done directly; None if the field's default resolver is not
+    ``getattr``. A mapped column loaded into the instance is read from the instance's
+    dict, as its ORM descriptor would: that descriptor is most of the cost of a read."""
+    name = getattr(definition, "python_name", None)
+    if not isinstance(name, str) or getattr(definition, "default_resolver", None) is not getattr:
+        return None
+
+    def read(source: Any, _info: Any) -> Any:
+        if _instance_dict_holds(type(source), name):
+            try:
+                return source.__dict__[name]
+            except (AttributeError, KeyError):  # no dict (slots), or not loaded yet
+                pass
+        return getattr(source, name)
+
+    return read
+
+
+# (class, attribute) -> whether an instance's own dict holds that attribute's value
+_DICT_READS: dict[tuple[type, str], bool] = {}
+
+
+def _instance_dict_holds(kind: type, name: str) -> bool:
+    """Whether ``getattr`` of ``name`` on an instance of ``kind`` returns the instance
+    dict's entry when there is one: attribute lookup is Python's own, and the class
+    defines no data descriptor for it but SQLAlchemy's, which returns that entry for a
+    loaded attribute."""
+    known = _DICT_READS.get((kind, name))
+    if known is None:
+        descriptor = inspect.getattr_static(kind, name, None)
+        data = descriptor is not None and (
+            hasattr(type(descriptor), "__set__") or hasattr(type(descriptor), "__delete__")
+        )
+        lookup: Any = kind.__getattribute__
+        known = lookup is object.__getattribute__ and (
+            not data or isinstance(descriptor, InstrumentedAttribute)
+        )
+        if len(_DICT_READS) < MAX_TYPES_KNOWN:
+            _DICT_READS[(kind, name)] = known
+    return known
 
 
 def _source_only(function: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
