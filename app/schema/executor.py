@@ -21,6 +21,14 @@ is most of the cost of a page of rows (and a re-run of a live query is mostly th
   reads what its completion read (``ReadSet.journal``), so its read set is what its own
   completion would have made. Only selections that cannot depend on variables (no
   directive, no fragment argument, nothing deferred) are shared.
+- **Forks.** A live cohort runs one operation with the same variables again and again:
+  it is built once, and each run is a ``fork`` of it (a shallow copy with its own
+  per-execution state, as graphql-core makes sub-executors), which finds the root
+  fields, subfields and selections that earlier runs collected and planned.
+
+A stored field read by Strawberry's basic resolver is read from the instance's own dict
+where ``getattr`` would answer that very entry (a loaded column, behind SQLAlchemy's
+descriptor), else with ``getattr``.
 
 Anything out of the ordinary (a null where none is allowed, a value the type cannot
 represent, an exception, a load still pending) goes back to graphql-core, which reads
