@@ -189,38 +189,41 @@ class Loaders:
         self._made: dict[tuple[str, type[SQLModel], str], Recording[Any, Any]] = {}
 
     def by_pk(self, model: type[SQLModel]) -> Recording[Any, Any]:
-        made = self._made.get(("pk", model, ""))
+        key = ("pk", model, "")
+        made = self._made.get(key)
         if made is None:
             table, reads = table_name(model), self._reads
-            made = Recording(self._set.by_pk(model), lambda key: reads.row(table, to_scalar(key)))
-            self._made[("pk", model, "")] = made
+            loader = self._set.by_pk(model)
+            made = self._made[key] = Recording(loader, lambda k: reads.row(table, to_scalar(k)))
         return made
 
     def page_by(self, model: type[SQLModel], column: str) -> Recording[PageKey, Connection[Any]]:
-        made = self._made.get(("page", model, column))
+        key = ("page", model, column)
+        made = self._made.get(key)
         if made is None:
             loader = self._set.page_by(model, column)
             table, reads = table_name(model), self._reads
-            made = Recording(loader, lambda key: reads.range(table, column, to_scalar(key[0])))
-            self._made[("page", model, column)] = made
+            made = self._made[key] = Recording(
+                loader, lambda k: reads.range(table, column, to_scalar(k[0]))
+            )
         return made
 
     def children(self, model: type[SQLModel], column: str) -> Recording[Any, list[Any]]:
         """All rows whose ``column`` is the key, by primary key: for short bounded lists
         (a message's attachments), one statement per batch of keys."""
-        made = self._made.get(("children", model, column))
+        key = ("children", model, column)
+        made = self._made.get(key)
         if made is None:
-            made = self._ranged(self._set.children(model, column), model, column)
-            self._made[("children", model, column)] = made
+            made = self._made[key] = self._ranged(self._set.children(model, column), model, column)
         return made
 
     def by_unique(self, model: type[SQLModel], column: str) -> Recording[Any, Any]:
         """The one row whose unique ``column`` equals each key, or None."""
         # A range read: the row appearing later (an insert) must re-run the query.
-        made = self._made.get(("unique", model, column))
+        key = ("unique", model, column)
+        made = self._made.get(key)
         if made is None:
-            made = self._ranged(self._set.by_unique(model, column), model, column)
-            self._made[("unique", model, column)] = made
+            made = self._made[key] = self._ranged(self._set.by_unique(model, column), model, column)
         return made
 
     def _ranged(
