@@ -518,8 +518,9 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         selection = None
         if fields is not None:
             nodes = tuple(details.node for details in field_details_list)
-            # Whether batched or not: forked runs share this selection.
-            static = self._static(field_details_list)
+            # Only a batch's runs share completions (a live cohort's runs always are
+            # one): a plain request need not walk what is below for directives.
+            static = self._completions is not None and self._static(field_details_list)
             shape = (id(object_type), *map(id, nodes)) if static else None
             selection = _Selection(fields, shape, nodes)
         self._selections[key] = (field_details_list, selection)
