@@ -434,9 +434,13 @@ async def spawned_server(
         log.close()
 
 
-async def post_elsewhere(server: Server, user: User, channel_id: str, body: str) -> None:
+async def post_elsewhere(
+    server: Server, user: User, channel_id: str, body: str, *, heard: bool = True
+) -> None:
     """Commit one message straight through the write path, apart from any execution (a
-    commit from another process, say), and apply it here as the feed would."""
+    commit from another process, say), and apply it here as the feed would; or, not
+    ``heard``, leave it in the database and the log as a commit that the broker has not
+    brought yet."""
     viewer = server.services.tokens.decode(user.token)
 
     async def insert(tx: Tx) -> None:
@@ -446,7 +450,8 @@ async def post_elsewhere(server: Server, user: User, channel_id: str, body: str)
         server.services.db, insert, workspace_id=viewer.workspace_id, retries=0
     )
     assert batch is not None
-    server.services.live.committed(batch)
+    if heard:
+        server.services.live.committed(batch)
 
 
 @contextmanager

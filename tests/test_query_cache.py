@@ -39,9 +39,11 @@ from tests.harness import (
     User,
     commit_before_first_message_read,
     make_settings,
+    post_elsewhere,
     recording_statements,
     running_server,
 )
+from tests.services import REDIS_URL, require_redis, temporary_pg_database
 from tests.test_scaleout import FANOUT_S, cluster
 
 MESSAGES = """
@@ -364,6 +366,46 @@ async def test_another_processs_write_evicts_the_entry_here(tmp_path: Path) -> N
             "elsewhere",
             "first",
         ]
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_a_write_acknowledged_by_another_process_is_in_the_next_read_here(
+    tmp_path: Path,
+) -> None:
+    """Before the broker has brought it: a hit waits for what the log's head says."""
+    require_redis()
+    async with (
+        temporary_pg_database() as url,
+        running_server(make_settings(url, tmp_path, broadcast_url=REDIS_URL)) as server,
+    ):
+        alice = await server.sign_up("alice")
+        channel = await server.channel(alice)
+        await server.send(alice, channel, "first")
+        for _ in range(2):
+            assert bodies(await server.gql(MESSAGES, {"c": channel}, alice)) == ["first"]
+        assert counters(server)["hits"] == 1
+        feed = server.services.live.feed
+        applied = feed.applied_version
+        # Committed as by another process: in the database and its log, never
+        # published, so nothing here hears of it but the log.
+        await post_elsewhere(server, alice, channel, "elsewhere", heard=False)
+        assert feed.applied_version == applied
+        assert bodies(await server.gql(MESSAGES, {"c": channel}, alice)) == [
+            "elsewhere",
+            "first",
+        ]
+        # Read from the log, not awaited from the broker: hits come back.
+        async with asyncio.timeout(FANOUT_S):
+            while feed.applied_version == applied:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        hits = counters(server)["hits"]
+        for _ in range(2):
+            assert bodies(await server.gql(MESSAGES, {"c": channel}, alice)) == [
+                "elsewhere",
+                "first",
+            ]
+        assert counters(server)["hits"] > hits
 
 
 # -- 5. a property: no read older than a completed write --------------------------------

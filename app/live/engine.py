@@ -123,6 +123,7 @@ class LiveEngine:
             "subscribers": sum(len(c.subscribers) for c in self.cohorts.values()),
             "batches": self._batches.batches if self._batches else 0,
             "reconnects": self.feed.reconnects,
+            "change_head_reads": self.feed.head_reads,
             "event_streams": self.events.count(),
             "signal_streams": self.signals.count(),
             **cache,

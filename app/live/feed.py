@@ -31,6 +31,7 @@ from broadcaster import Broadcast
 
 from app.live import changelog
 from app.live.changes import ChangeBatch
+from app.live.head import HeadProbe
 from app.live.redis_backend import RedisPubSubBackend
 
 if TYPE_CHECKING:
@@ -78,6 +79,10 @@ class ChangeFeed:
         self._unannounced = False
         self._publisher: asyncio.Task[None] | None = None
         self.unpublished = 0
+        # In-process fan-out means one process: its commits are applied here as they
+        # commit. Otherwise others commit too, heard of only through the broker.
+        self._alone = broadcast_url.startswith("memory://")
+        self._head = HeadProbe(self._read_head)
 
     async def start(self) -> None:
         async with self._db.read_engine.connect() as conn:
@@ -88,6 +93,7 @@ class ChangeFeed:
         self._publisher.add_done_callback(_log_crash)
 
     async def stop(self) -> None:
+        await self._head.close()
         for task in (self._reader, self._catch_up_task, self._publisher):
             if task is not None:
                 task.cancel()
@@ -215,6 +221,34 @@ class ChangeFeed:
         answers nothing meanwhile)."""
         catching_up = self._catch_up_task is not None and not self._catch_up_task.done()
         return self._connected.is_set() and not catching_up and not self._pending
+
+    async def heard_all(self) -> bool:
+        """Whether every commit acknowledged before this call, by any process, has been
+        applied here (a read of the log's head where other processes commit). If not,
+        the missing ones are read from the log."""
+        if not self.hearing:
+            return False
+        if self._alone:
+            return True
+        try:
+            head = await self._head.head()
+        except Exception as exc:  # the caller's own read will meet the same failure
+            log.warning("change log head not read (%r)", exc)
+            return False
+        if head <= self.applied_version:
+            return True
+        # Acknowledged elsewhere, not delivered yet (or lost): read it from the log
+        # rather than wait on the broker.
+        self._schedule_catch_up()
+        return False
+
+    @property
+    def head_reads(self) -> int:
+        return self._head.reads
+
+    async def _read_head(self) -> int:
+        async with self._db.read_engine.connect() as conn:
+            return await changelog.current_version(conn)
 
     def since(self, version: int) -> list[ChangeBatch] | None:
         """Batches applied after ``version``, or None if they are no longer kept."""

@@ -11,6 +11,11 @@ Before a miss runs, a live cohort may answer it: a current cohort of the same op
 but for ``@live`` (``app.schema.plain``), at the scope that the operation is known to
 read, is this viewer's own answer. Its result is kept as the run's would be, so the next
 ask is a plain hit.
+
+Where other processes commit to the same database, neither is served until this
+process has applied every commit acknowledged before the query came (the log's head,
+read once per burst of queries: ``app.live.head``): a write answered by one process is
+in every later read on any other, as it is without the cache.
 """
 
 from __future__ import annotations
@@ -109,8 +114,12 @@ class CachedRun:
     def _key(self, scope: Scope) -> CacheKey:
         return (self.operation, scope, self.viewer.scope_id(scope))
 
-    def answer(self, schema: GraphQLSchema) -> ExecutionResult | None:
-        """The kept result or, failing that, a current live cohort's."""
+    async def answer(self, schema: GraphQLSchema) -> ExecutionResult | None:
+        """The kept result or, failing that, a current live cohort's: only once every
+        write acknowledged before this query, here or by another process, is applied
+        here, since an entry is current only as of the batches applied."""
+        if not await self.live.feed.heard_all():
+            return None
         hit = self.hit()
         return hit if hit is not None else self.from_cohort(schema)
 

@@ -71,7 +71,7 @@ class LiveSchema(strawberry.Schema):
         probe: Probe | None = cached.asked.append if cached is not None else None
         return cast(Ctx, context_value.new_ctx(probe))
 
-    def _from_cache(
+    async def _from_cache(
         self,
         context_value: Any,
         query: str | None,
@@ -88,7 +88,9 @@ class LiveSchema(strawberry.Schema):
         cached = CachedRun.begin(
             context_value, query, variable_values, operation_name, allowed_operation_types
         )
-        return cached, cached.answer(self._schema) if cached is not None else None
+        if cached is None:
+            return None, None
+        return cached, await cached.answer(self._schema)
 
     async def execute(
         self,
@@ -100,7 +102,7 @@ class LiveSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        cached, hit = self._from_cache(
+        cached, hit = await self._from_cache(
             context_value,
             query,
             variable_values,
@@ -247,7 +249,7 @@ class LiveSchema(strawberry.Schema):
             return self._live(
                 query, variable_values, context_value, operation_name, live.throttle_ms
             )
-        cached, hit = self._from_cache(
+        cached, hit = await self._from_cache(
             context_value,
             query,
             variable_values,
