@@ -16,3 +16,7 @@ CONTEXT_ONLY = "livegraph_context_only"
 # function of the execution's context and the parents, returning an awaitable of the
 # load, or None when nothing is left to load.
 PREFETCH = "livegraph_prefetch"
+# An operation's resolver ``(info, **arguments)``: what it answers depends on nothing
+# but its info and its arguments, which it neither keeps nor changes. A live cohort's
+# runs call it with arguments converted once (``LeanExecutor``'s root calls).
+ARGUMENTS_ONLY = "livegraph_arguments_only"

@@ -13,7 +13,7 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import graphql.execution.executor as executor_module
 import pytest
 import strawberry
+import strawberry.schema.schema_converter as schema_converter
 from graphql import parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -382,3 +383,47 @@ async def test_a_column_read_from_the_instance_dict_never_bypasses_a_descriptor(
     )
     assert stock.data == {"named": {"name": "current"}}
     assert _response(lean) == _response(stock)
+
+
+LIVE_ARGS = (
+    "query($c: ID!, $n: Int) @live { messages(channelId: $c, first: $n) "
+    "{ edges { node { body author { name } } } pageInfo { hasNextPage } } }"
+)
+
+
+async def test_a_cohorts_runs_call_its_operation_with_arguments_converted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live cohort's variables never change: its runs call the operation's resolver
+    with the arguments Strawberry converted once, and answer as a plain query does."""
+    conversions: list[dict[str, Any]] = []
+    convert = schema_converter.convert_arguments
+
+    def counting(value: dict[str, Any], arguments: Any, **kwargs: Any) -> Any:
+        if {a.python_name for a in arguments} == {"channel_id", "first", "after"}:
+            conversions.append(dict(value))
+        return convert(value, arguments, **kwargs)
+
+    monkeypatch.setattr(schema_converter, "convert_arguments", counting)
+    # Uncached, so that each plain query runs as a request of its own.
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite", tmp_path)
+    async with running_server(replace(settings, query_cache=False)) as server:
+        alice = await server.sign_up("alice")
+        channel = await server.channel(alice)
+        await server.send(alice, channel, "first")
+        variables = {"c": channel, "n": 2}
+        plain = LIVE_ARGS.replace("@live", "")
+        async with WSClient.connect(server, alice) as ws:
+            op = await ws.subscribe(LIVE_ARGS, variables)
+            await ws.receive_for(op)
+            for body in ["second", "third", "fourth"]:
+                await server.send(alice, channel, body)
+                live = (await ws.receive_for(op))["payload"]["data"]
+                assert live["messages"]["edges"][0]["node"]["body"] == body
+                assert len(live["messages"]["edges"]) == 2
+                assert live == await server.gql(plain, variables, alice)
+    # The first live run's (through Strawberry), the built operation's, and one per
+    # plain query: none for the live re-runs.
+    assert len(conversions) == 2 + 3
+    # The built operation's arguments are the very ones Strawberry's run converted.
+    assert conversions[0] == conversions[1] == {"channelId": channel, "first": 2, "after": None}

@@ -25,6 +25,9 @@ is most of the cost of a page of rows (and a re-run of a live query is mostly th
   it is built once, and each run is a ``fork`` of it (a shallow copy with its own
   per-execution state, as graphql-core makes sub-executors), which finds the root
   fields, subfields and selections that earlier runs collected and planned.
+- **Root calls.** A fork calls an operation's resolver (``ARGUMENTS_ONLY``) with the
+  arguments Strawberry converted for the first run, past Strawberry's per-call wrapper,
+  which for such a resolver only converts them again.
 
 A stored field read by Strawberry's basic resolver is read from the instance's own dict
 where ``getattr`` would answer that very entry (a loaded column, behind SQLAlchemy's
@@ -41,6 +44,7 @@ a schema extension that resolves fields (middleware), every field goes through i
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import inspect
 import weakref
@@ -73,15 +77,17 @@ from graphql.execution.collect_fields import (
     FragmentDetails,
     GroupedFieldSet,
 )
-from graphql.execution.executor import CollectedErrors
+from graphql.execution.executor import CollectedErrors, to_nodes
+from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path
 from graphql.type.definition import GraphQLResolveInfoHelpers
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.schema_converter import GraphQLCoreConverter, get_arguments
+from strawberry.types.field import StrawberryField
 
 from app.live.readset import Entry
-from app.resolver_marks import CONTEXT_ONLY, PREFETCH, SOURCE_ONLY
+from app.resolver_marks import ARGUMENTS_ONLY, CONTEXT_ONLY, PREFETCH, SOURCE_ONLY
 
 # Types whose awaitability is remembered (a schema's few dozen, with room to spare).
 MAX_TYPES_KNOWN = 4096
@@ -133,6 +139,20 @@ def _plan_of(field: GraphQLField) -> _Plan:
     if is_object_type(type_) and not type_.is_type_of:
         return _Plan(_Stored(read, None, type_, non_null, needs_context), prefetch)
     return _Plan(None, prefetch)
+
+
+# Argument values a call may share with the next: no resolver can change them.
+_IMMUTABLE = (str, int, float, bool, type(None), enum.Enum)
+
+
+class _RootCall(NamedTuple):
+    """An operation's resolver and the arguments Strawberry converted for it."""
+
+    function: Callable[..., Any]
+    info_class: type[Any]
+    field: Any
+    info_name: str
+    kwargs: dict[str, Any]
 
 
 class _Selection(NamedTuple):
@@ -306,6 +326,9 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         self._completions: dict[Any, Any] | None = getattr(
             self.context_value, "shared_completions", None
         )
+        # Root calls with their arguments converted once (``share_root_calls``), by the
+        # root field's node; None where the variables may change (one execution).
+        self._root_calls: dict[int, _RootCall | None] | None = None
 
     # What a fork shares with the executor it was forked from (read-only, or memos of
     # what the document and the variables determine), and what each execution has of
@@ -319,7 +342,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
             "middleware_manager", "error_propagation", "is_awaitable", "is_async_iterable",
             "operation_extensions", "_relevant_sub_fields", "_stream_usages",
             "_initial_execution_plans", "_deferred_execution_plans", "_plans", "_lean",
-            "_selections", "_root_fields",
+            "_selections", "_root_fields", "_root_calls",
         }
     )  # fmt: skip
     OWN_PER_EXECUTION = frozenset(
@@ -360,6 +383,14 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         run._completions = getattr(context_value, "shared_completions", None)
         return run
 
+    def share_root_calls(self) -> None:
+        """This executor's forks call an operation's resolver (``ARGUMENTS_ONLY``) with
+        the arguments Strawberry converted for the first of them: the variables never
+        change, and converting them again was a good part of a short live run. Strawberry's
+        wrapper adds nothing else to such a resolver (no field extension, no exception
+        handler, no middleware), so the call is the one it would make."""
+        self._root_calls = {}
+
     def execute_collected_root_fields(
         self,
         root_type: GraphQLObjectType,
@@ -396,9 +427,131 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
                     return self._complete_stored(
                         plan, parent_type, source, field_details_list, path, position_context
                     )
+                if self._root_calls is not None and path.prev is None:
+                    call = self._root_call(field, parent_type, source, field_details_list, path)
+                    if call is not None:
+                        return self._execute_root_call(
+                            call, field, field_details_list, parent_type, source, path,
+                            position_context,
+                        )  # fmt: skip
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
+
+    def _root_call(
+        self,
+        field: GraphQLField,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+    ) -> _RootCall | None:
+        """The root field's resolver with its arguments converted, once per fork
+        family; None where it is not such a call, or the arguments do not convert (the
+        ordinary path then reports why)."""
+        assert self._root_calls is not None
+        key = id(field_details_list[0].node)
+        if key in self._root_calls:
+            return self._root_calls[key]
+        call = self._root_calls[key] = self._make_root_call(
+            field, parent_type, source, field_details_list, path
+        )
+        return call
+
+    def _make_root_call(
+        self,
+        field: GraphQLField,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+    ) -> _RootCall | None:
+        details = field_details_list[0]
+        definition: StrawberryField | None = field.extensions.get(
+            GraphQLCoreConverter.DEFINITION_BACKREF
+        )
+        strawberry_schema: Any = getattr(self.schema, "_strawberry_schema", None)
+        converter = getattr(strawberry_schema, "schema_converter", None)
+        if definition is None or converter is None or details.fragment_variable_values:
+            return None
+        resolver = definition.base_resolver
+        function = resolver.wrapped_func if resolver is not None else None
+        if (
+            resolver is None
+            or not inspect.isfunction(function)
+            or not getattr(function, ARGUMENTS_ONLY, False)
+            or definition.extensions
+            or definition.is_subscription
+            or resolver.info_parameter is None
+            or resolver.self_parameter is not None
+            or resolver.parent_parameter is not None
+            or resolver.root_parameter is not None
+            or getattr(converter, "_exception_handler_specs", True)
+        ):
+            return None
+        info_class = strawberry_schema.config.info_class
+        raw_info = self.build_resolve_info(field, to_nodes(field_details_list), parent_type, path)
+        try:
+            raw = get_argument_values(
+                field, details.node, self.variable_values, None, self.hide_suggestions
+            )
+            _, kwargs = get_arguments(
+                field=definition,
+                source=source,
+                info=info_class(_raw_info=raw_info, _field=definition),
+                kwargs=raw,
+                config=strawberry_schema.config,
+                scalar_registry=converter.scalar_registry,
+            )
+        except Exception:
+            return None  # the ordinary path reports it
+        info_name = resolver.info_parameter.name
+        kwargs.pop(info_name, None)
+        if not all(isinstance(value, _IMMUTABLE) for value in kwargs.values()):
+            return None
+        return _RootCall(function, info_class, definition, info_name, kwargs)
+
+    def _execute_root_call(
+        self,
+        call: _RootCall,
+        field: GraphQLField,
+        field_details_list: FieldDetailsList,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        """graphql-core's ``execute_field`` for a root call: the resolver called as
+        Strawberry's wrapper would call it, its value completed and its errors
+        handled as graphql-core does."""
+        return_type = field.type
+        info = self.build_resolve_info(field, to_nodes(field_details_list), parent_type, path)
+        try:
+            result = call.function(
+                **{call.info_name: call.info_class(_raw_info=info, _field=call.field)},
+                **call.kwargs,
+            )
+            if self.is_awaitable(result):
+                return self.complete_awaitable_value(
+                    return_type, field_details_list, info, path, result, position_context
+                )
+            completed = self.complete_value(
+                return_type, field_details_list, info, path, result, position_context
+            )
+            if self.is_awaitable(completed):
+
+                async def await_completed() -> Any:
+                    try:
+                        return await completed
+                    except Exception as raw_error:
+                        self.handle_field_error(raw_error, return_type, field_details_list, path)
+                        return None
+
+                return await_completed()
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
+        return completed
 
     def _plan(self, field: GraphQLField) -> _Stored | None:
         return self._full_plan(field).stored

@@ -200,6 +200,7 @@ class LiveSchema(strawberry.Schema):
                     data=None, errors=format_errors(built, ctx.request_id), extensions=None
                 )
             assert isinstance(built, LeanExecutor), "the schema executes with LeanExecutor"
+            built.share_root_calls()
             template = self._runs[cohort] = built
         raw = await await_maybe(template.fork(ctx).execute_operation())
         if not isinstance(raw, GraphQLExecutionResult):

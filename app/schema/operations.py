@@ -21,6 +21,7 @@ from strawberry.types.field import StrawberryField
 
 from app.context import Ctx
 from app.pagination import Connection
+from app.resolver_marks import ARGUMENTS_ONLY
 from app.schema.inputs import Input, camel, graphql_input, validate_input
 from app.schema.types import computed_fields, graphql_type
 from app.tx import Tx
@@ -300,6 +301,9 @@ def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
 
     if operation.kind == "subscription":
         resolve = subscribe  # type: ignore[assignment]
+    else:
+        # ``kwargs`` is the call's own dict: the arguments are read, never changed.
+        setattr(resolve, ARGUMENTS_ONLY, True)
 
     parameters = [
         inspect.Parameter(
