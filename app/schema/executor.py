@@ -590,11 +590,13 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
                 return plain
             return ordinary(return_type, field_details_list, info, path, result, position_context)
 
-        # First as the rows are (in a batch, another run has often completed them).
-        plain = self._complete_items_plainly(return_type, field_details_list, path, result)
-        if plain is not NOT_PLAIN:
-            return plain
-        loading = self._loading(return_type, field_details_list, result)
+        loading = self._loading_elsewhere(return_type, field_details_list, result)
+        if loading is None:
+            # First as the rows are (in a batch, another run has often completed them).
+            plain = self._complete_items_plainly(return_type, field_details_list, path, result)
+            if plain is not NOT_PLAIN:
+                return plain
+            loading = self._loading(return_type, field_details_list, result)
         if loading is None:
             return ordinary(return_type, field_details_list, info, path, result, position_context)
 
@@ -607,6 +609,27 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
             return completed
 
         return after_loads()
+
+    def _loading_elsewhere(
+        self,
+        return_type: GraphQLList[GraphQLOutputType],
+        field_details_list: FieldDetailsList,
+        items: list[Any],
+    ) -> asyncio.Future[Any] | None:
+        """Another run of the batch's load of what these items read, still under way:
+        then they wait for it rather than try to complete first, which could only fail
+        on the rows still missing (a batch's runs reach their lists together)."""
+        if self._completions is None:
+            return None
+        item_type, _ = _plain_object(return_type.of_type)
+        if item_type is None:
+            return None
+        key = self._items_key(item_type, field_details_list, items)
+        started = self._completions.get(("loading", key)) if key is not None else None
+        if started is None or started[0].done():
+            return None
+        loading: asyncio.Future[Any] = started[0]
+        return loading
 
     def _loading(
         self,
