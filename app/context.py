@@ -131,17 +131,21 @@ class Ctx:
             return None
         return self._shared.completions
 
-    async def rows(self, statement: SelectOfScalar[Any]) -> Sequence[Any]:
+    async def rows(
+        self, statement: SelectOfScalar[Any], params: Mapping[str, Any] | None = None
+    ) -> Sequence[Any]:
         """Run one SELECT on this execution's session (to its end, even if cancelled)."""
         if self._shared is not None and self._tx is None:
             CURRENT_READS.set(self.reads)
-            return await self._shared.rows(statement)
+            return await self._shared.rows(statement, params)
         async with self._lock:
-            return await uncancelled(self._rows(statement))
+            return await uncancelled(self._rows(statement, params))
 
-    async def _rows(self, statement: SelectOfScalar[Any]) -> Sequence[Any]:
+    async def _rows(
+        self, statement: SelectOfScalar[Any], params: Mapping[str, Any] | None
+    ) -> Sequence[Any]:
         session = await self.session()
-        return (await session.exec(statement)).all()
+        return (await session.exec(statement, params=params)).all()
 
     async def snapshot_version(self) -> int:
         """The change-log version this execution's snapshot reflects; read first, it

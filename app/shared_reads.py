@@ -12,7 +12,7 @@ them (``CURRENT_READS``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,13 +49,17 @@ class SharedReads:
             self._session = session
         return self._session
 
-    async def rows(self, statement: SelectOfScalar[Any]) -> Sequence[Any]:
+    async def rows(
+        self, statement: SelectOfScalar[Any], params: Mapping[str, Any] | None = None
+    ) -> Sequence[Any]:
         async with self._lock:
-            return await uncancelled(self._rows(statement))
+            return await uncancelled(self._rows(statement, params))
 
-    async def _rows(self, statement: SelectOfScalar[Any]) -> Sequence[Any]:
+    async def _rows(
+        self, statement: SelectOfScalar[Any], params: Mapping[str, Any] | None
+    ) -> Sequence[Any]:
         session = await self.session()
-        return (await session.exec(statement)).all()
+        return (await session.exec(statement, params=params)).all()
 
     async def version(self) -> int:
         """The change-log version of the snapshot; read first, it also fixes it."""

@@ -10,6 +10,7 @@ sign-in only) refuses to read tenant rows.
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import event
@@ -20,6 +21,8 @@ from app.columns import model_tenant_column
 from app.errors import Forbidden
 
 TENANT_KEY = "livegraph.tenant_id"
+# Marks a statement built once and run many times (``app.dataloaders.loaders``).
+PREPARED = "livegraph_prepared"
 UNSCOPED = "unscoped"
 
 
@@ -49,7 +52,28 @@ def _filter_reads(state: ORMExecuteState) -> None:
     tenant = _tenant(state.session)
     if tenant == UNSCOPED:
         return
-    state.statement = state.statement.options(*_criteria(tenant, _refresh()))
+    statement = state.statement
+    mappers = _refresh()
+    if not statement.get_execution_options().get(PREPARED):
+        state.statement = statement.options(*_criteria(tenant, mappers))
+        return
+    # A statement built once and run many times (a loader's): filtered once per
+    # tenant, the same filtered statement each time, which keeps SQLAlchemy's cache
+    # key with it instead of working it out again for every read.
+    key = (id(statement), tenant, mappers)
+    kept = _filtered.get(key)
+    if kept is None or kept[0] is not statement:
+        kept = _filtered[key] = (statement, statement.options(*_criteria(tenant, mappers)))
+        while len(_filtered) > FILTERED_MAX:
+            del _filtered[next(iter(_filtered))]
+    else:
+        _filtered.move_to_end(key)
+    state.statement = kept[1]
+
+
+# Prepared statements filtered for a tenant, least recently used first.
+FILTERED_MAX = 4096
+_filtered: OrderedDict[tuple[int, int | str, int], tuple[Any, Any]] = OrderedDict()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -9,6 +9,7 @@ import pytest_asyncio
 from sqlmodel import select
 
 from app import tenancy
+from app.dataloaders.loaders import LoaderSet
 from app.errors import Forbidden
 from app.schema.models.channel import Channel
 from app.schema.models.message import Message
@@ -131,6 +132,44 @@ async def test_scoped_read_session_filters_hand_written_selects(
     assert joined == []
     assert {u.workspace_id for u in users} == {b_ws}
     assert a_ws != b_ws
+
+
+async def test_a_loaders_prepared_statement_is_filtered_for_each_tenant_that_runs_it(
+    server: Server, tenants: Tenants, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loader's statement is built once and filtered once per tenant: the filtered
+    form kept for one workspace is never the one another workspace runs."""
+    a_ws, b_ws = _workspace(server, tenants.a), _workspace(server, tenants.b)
+    built: list[object] = []
+    criteria = tenancy._criteria
+
+    def counting(tenant: int | str, mappers: int) -> tuple[object, ...]:
+        built.append(tenant)
+        return criteria(tenant, mappers)
+
+    monkeypatch.setattr(tenancy, "_criteria", counting)
+    tenancy._filtered.clear()
+
+    async def read_as(workspace: int) -> tuple[object, list[str]]:
+        async with server.services.db.reading() as session:
+            tenancy.scope(session.sync_session, workspace)
+
+            async def fetch(statement: object, params: object = None, /) -> object:
+                return (await session.exec(statement, params=params)).all()  # type: ignore[call-overload]
+
+            loaders = LoaderSet(fetch)
+            channel = await loaders.by_pk(Channel).load(int(tenants.a_channel))
+            page = await loaders.page_by(Message, "channel_id").load(
+                (int(tenants.a_channel), 50, None)
+            )
+            return channel, [edge.node.body for edge in page.edges]
+
+    for _ in range(3):
+        assert await read_as(b_ws) == (None, [])
+        channel, bodies = await read_as(a_ws)
+        assert channel is not None and bodies == ["for A only"]
+    # Two prepared statements, filtered once for each workspace.
+    assert sorted(built) == sorted([a_ws, a_ws, b_ws, b_ws])
 
 
 async def test_unscoped_read_session_refuses_tenant_rows(server: Server, tenants: Tenants) -> None:

@@ -12,10 +12,10 @@ import asyncio
 import inspect
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import Integer, bindparam, func
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -25,10 +25,18 @@ from app import pagination
 from app.live.capture import to_scalar, tracked_columns
 from app.live.readset import ReadSet
 from app.pagination import Connection
+from app.tenancy import PREPARED
 
-Fetch = Callable[[SelectOfScalar[Any]], Awaitable[Sequence[Any]]]
 PageKey = tuple[Any, int, str | None]  # (parent id, first, after)
 RECORDED = "livegraph_recorded"
+
+
+class Fetch(Protocol):
+    def __call__(
+        self, statement: SelectOfScalar[Any], params: Mapping[str, Any] | None = None, /
+    ) -> Awaitable[Sequence[Any]]: ...
+
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -74,6 +82,22 @@ def require_tracked(model: type[SQLModel], column: str) -> None:
 def recorded(statement: SelectOfScalar[Any]) -> SelectOfScalar[Any]:
     """Mark a statement whose reads the caller recorded itself (no table fallback)."""
     return statement.execution_options(**{RECORDED: True})
+
+
+def _prepared(
+    kind: str, model: type[SQLModel], column_name: str, build: Callable[[], SelectOfScalar[Any]]
+) -> SelectOfScalar[Any]:
+    """A loader's statement for ``model`` and ``column_name``, built once, with bound
+    parameters for what differs between its runs: building it again for every load
+    was a good part of a short read."""
+    key = (kind, model, column_name)
+    statement = _statements.get(key)
+    if statement is None:
+        statement = _statements[key] = recorded(build()).execution_options(**{PREPARED: True})
+    return statement
+
+
+_statements: dict[tuple[str, type[SQLModel], str], SelectOfScalar[Any]] = {}
 
 
 class ExecutionEnded(RuntimeError):
@@ -255,9 +279,15 @@ def _unique_batch(
 ) -> Callable[[list[Any]], Awaitable[list[Any]]]:
     """The one row whose ``column_name`` is each key, or None (a primary key's too)."""
     column = getattr(model, column_name)
+    statement = _prepared(
+        "unique",
+        model,
+        column_name,
+        lambda: select(model).where(column.in_(bindparam("keys", expanding=True))),
+    )
 
     async def load(keys: list[Any]) -> list[Any]:
-        rows = await _alive(fetch)(recorded(select(model).where(column.in_(keys))))
+        rows = await _alive(fetch)(statement, {"keys": keys})
         found = {getattr(row, column_name): row for row in rows}
         return [found.get(key) for key in keys]
 
@@ -278,8 +308,8 @@ def _page_batch(
         pages: dict[PageKey, Connection[Any]] = {}
         for after, sizes in largest.items():
             parents = list(sizes)
-            statement = _children(model, column_name, parents, max(sizes.values()), after)
-            rows = await _alive(fetch)(statement)
+            statement, params = _children(model, column_name, parents, max(sizes.values()), after)
+            rows = await _alive(fetch)(statement, params)
             by_parent: dict[Any, list[Any]] = defaultdict(list)
             for row in rows:
                 by_parent[getattr(row, column_name)].append(row)
@@ -317,15 +347,29 @@ def _children(
     parents: Sequence[Any],
     first: int,
     after: str | None,
-) -> SelectOfScalar[Any]:
-    """The first ``first + 1`` children of each parent, in one statement."""
+) -> tuple[SelectOfScalar[Any], Mapping[str, Any] | None]:
+    """The first ``first + 1`` children of each parent, in one statement, and its
+    parameters."""
     column = getattr(model, column_name)
-    if len(parents) == 1:
+    if len(parents) == 1 and after is None:
+        # The first page of one parent: what a plain query asks for.
+        first_page = _prepared(
+            "first page",
+            model,
+            column_name,
+            lambda: (
+                select(model)
+                .where(column == bindparam("parent"))
+                .order_by(*pagination.order_by(model))
+                .limit(bindparam("limit", type_=Integer))
+            ),
+        )
+        return first_page, {"parent": parents[0], "limit": first + 1}
+    if len(parents) == 1 and after is not None:
         statement = select(model).where(column == parents[0])
-        if after is not None:
-            statement = statement.where(pagination.after_condition(model, after))
+        statement = statement.where(pagination.after_condition(model, after))
         statement = statement.order_by(*pagination.order_by(model)).limit(first + 1)
-        return recorded(statement)
+        return recorded(statement), None
     rank = (
         func.row_number()
         .over(partition_by=column, order_by=pagination.order_by(model))
@@ -337,4 +381,4 @@ def _children(
     ranked = inner.subquery()
     row = aliased(model, ranked)
     statement = select(row).where(ranked.c.rank <= first + 1).order_by(ranked.c.rank)
-    return recorded(statement)
+    return recorded(statement), None
