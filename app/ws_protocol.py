@@ -15,19 +15,22 @@ object holds is paid thousands of times. uvicorn's ``WSProtocol`` keeps, per soc
 
 ``LeanWSProtocol`` is the same protocol with a one-list inbox, a flag whose waiters are
 made only when a send waits for the transport, the handshake let go once the socket is
-accepted (a shared idle one stands in), its attributes in slots, and its next ping on
-the loop's shared timer (``app.deadlines``). Everything else, framing, flow control,
-keepalive pings and their deadline, and the closing handshake, is uvicorn's.
+accepted (a shared idle one stands in), its attributes in slots, its next ping on the
+loop's shared timer (``app.deadlines``), and a text message on an open socket framed
+here. Everything else, flow control, keepalive pings and their deadline, and the closing
+handshake, is uvicorn's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal
 
 from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 from wsproto import ConnectionType
+from wsproto.connection import ConnectionState
 from wsproto.handshake import H11Handshake
 
 from app import deadlines
@@ -184,14 +187,52 @@ class LeanWSProtocol(WSProtocol):
 
     def send(self, message: ASGISendEvent) -> Coroutine[Any, Any, None]:
         # Not a coroutine itself: no extra frame on the path of every send.
-        if message["type"] == "websocket.accept":
+        kind = message["type"]
+        if kind == "websocket.accept":
             return self._accept(message)
+        if kind == "websocket.send" and message.get("bytes") is None:
+            text = message.get("text")
+            if isinstance(text, str) and not self.config.ws_per_message_deflate:
+                return self._send_text(text)
         return super().send(message)
+
+    async def _send_text(self, text: str) -> None:
+        """uvicorn's send of a text message on an open socket, its frame made here:
+        unfragmented, unmasked (a server's) and uncompressed (no extension is offered),
+        a text frame is a header and the UTF-8, and wsproto's general framing was a
+        good part of delivering one live update to many sockets. Anything else (a
+        socket closing or closed) goes through uvicorn, which reports it."""
+        if not self.writable.is_set():
+            await self.writable.wait()
+        if (
+            self.disconnected
+            or not self.handshake_complete
+            or self.close_sent
+            or self.response_started
+            or self.conn.state is not ConnectionState.OPEN
+        ):
+            await super().send({"type": "websocket.send", "text": text})
+            return
+        if not self.transport.is_closing():
+            self.transport.write(text_frame(text))
 
     async def _accept(self, message: ASGISendEvent) -> None:
         await super().send(message)
         if self.conn.connection is not None:
             self.conn.handshake = IDLE_HANDSHAKE
+
+
+def text_frame(text: str) -> bytes:
+    """One final, unmasked text frame (RFC 6455, section 5.2) holding ``text``."""
+    payload = text.encode("utf-8")
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
 
 
 def uvicorn_ws(implementation: str) -> str | type[asyncio.Protocol]:

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import uvicorn
 import websockets
+from wsproto.frame_protocol import FrameProtocol
 
 from app.deadlines import Deadline
-from app.ws_protocol import IDLE_HANDSHAKE, Flag, Inbox, LeanWSProtocol, uvicorn_ws
+from app.ws_protocol import IDLE_HANDSHAKE, Flag, Inbox, LeanWSProtocol, text_frame, uvicorn_ws
 from tests.harness import Server, WSClient, free_port
 
 LIVE_CHANNEL = "query($c: ID!) @live { channel(id: $c) { id name } }"
@@ -200,3 +201,66 @@ async def test_a_client_that_never_answers_pings_is_closed() -> None:
             while await reader.read(1024):
                 pass
         writer.close()
+
+
+SIZES = [0, 1, 125, 126, 127, 65_535, 65_536, 200_001]
+
+
+def _text(size: int) -> str:
+    """``size`` characters, half of them two bytes long in UTF-8."""
+    return ("é" * size)[: size // 2] + "x" * (size - size // 2)
+
+
+def test_a_text_frame_is_the_frame_wsproto_makes() -> None:
+    for size in SIZES:
+        for text in ["x" * size, _text(size)]:
+            expected = FrameProtocol(client=False, extensions=[]).send_data(text, fin=True)
+            assert text_frame(text) == expected, size
+
+
+async def test_text_messages_of_every_length_arrive_whole() -> None:
+    """Texts framed by LeanWSProtocol itself, at each boundary of the length's encoding,
+    and a send after the client has gone still reported as uvicorn reports it."""
+    after_close: list[BaseException] = []
+    reported = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] != "websocket.disconnect":
+            size = int(message["text"])
+            await send({"type": "websocket.send", "text": _text(size)})
+        try:
+            await send({"type": "websocket.send", "text": "too late"})
+        except Exception as exc:
+            after_close.append(exc)
+        reported.set()
+
+    port = free_port()
+    # As the server runs it (``WS_PERMESSAGE_DEFLATE`` off): texts framed here.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws=LeanWSProtocol,
+        ws_per_message_deflate=False,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        async with websockets.connect(f"ws://127.0.0.1:{port}/", max_size=None) as ws:
+            for size in SIZES:
+                await ws.send(str(size))
+                received = await asyncio.wait_for(ws.recv(), 5)
+                assert received == _text(size)
+        await asyncio.wait_for(reported.wait(), 5)
+        assert type(after_close[0]).__name__ == "ClientDisconnected"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 5)
