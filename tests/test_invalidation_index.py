@@ -68,6 +68,22 @@ def test_reregistering_replaces_the_old_read_set() -> None:
     assert len(index) == 1
 
 
+def test_a_rerun_that_reads_mostly_the_same_keeps_exactly_its_new_reads() -> None:
+    """Re-registered with an overlapping read set (a page gained a row, lost one, and a
+    table fallback went): indexed under exactly the new one, and another query sharing
+    the keys keeps its own entries."""
+    index: InvalidationIndex[str] = InvalidationIndex()
+    index.register("other", reads(rows=[("message", 1)], tables=["x"]))
+    index.register("q", reads(rows=[("message", 1), ("message", 2)], tables=["x"]))
+    index.register("q", reads(rows=[("message", 2), ("message", 3)]))
+    update = [RowChange("message", pk, "update", {}, {"id": pk}) for pk in (1, 2, 3)]
+    assert [index.affected([change]) for change in update] == [{"other"}, {"q"}, {"q"}]
+    assert index.affected([RowChange("x", 9, "insert", {}, {"id": 9})]) == {"other"}
+    index.unregister("q")
+    index.unregister("other")
+    assert index._rows == index._ranges == index._tables == {}
+
+
 def test_unregister_removes_every_entry() -> None:
     index: InvalidationIndex[str] = InvalidationIndex()
     index.register(

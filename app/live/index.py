@@ -34,15 +34,20 @@ class InvalidationIndex(Generic[K]):
         return len(self._registered) + len(self._rows) + len(self._ranges) + len(self._tables)
 
     def register(self, key: K, reads: ReadSet) -> None:
-        """Index ``key`` under ``reads``, replacing what it read before."""
-        self.unregister(key)
+        """Index ``key`` under ``reads``, replacing what it read before.
+
+        A live query's next run mostly reads what its last one did (a page gains a row
+        and loses one): only the difference is indexed and unindexed."""
+        before = self._registered.get(key)
         self._registered[key] = reads
-        for row in reads.rows:
-            self._rows.setdefault(row, set()).add(key)
-        for range_ in reads.ranges:
-            self._ranges.setdefault(range_, set()).add(key)
-        for table in reads.tables:
-            self._tables.setdefault(table, set()).add(key)
+        if before is None:
+            _add(self._rows, reads.rows, key)
+            _add(self._ranges, reads.ranges, key)
+            _add(self._tables, reads.tables, key)
+            return
+        _replace(self._rows, before.rows, reads.rows, key)
+        _replace(self._ranges, before.ranges, reads.ranges, key)
+        _replace(self._tables, before.tables, reads.tables, key)
 
     def unregister(self, key: K) -> None:
         reads = self._registered.pop(key, None)
@@ -85,3 +90,19 @@ def _discard(mapping: dict[H, set[K]], keys: Iterable[H], key: K) -> None:
             members.discard(key)
             if not members:
                 del mapping[item]
+
+
+def _add(mapping: dict[H, set[K]], keys: Iterable[H], key: K) -> None:
+    for item in keys:
+        members = mapping.get(item)
+        if members is None:
+            mapping[item] = {key}
+        else:
+            members.add(key)
+
+
+def _replace(mapping: dict[H, set[K]], before: set[H], after: set[H], key: K) -> None:
+    if before == after:
+        return
+    _discard(mapping, before - after, key)
+    _add(mapping, after - before, key)
