@@ -629,7 +629,7 @@ async def test_loaders_do_not_keep_their_execution_alive() -> None:
     rare (see ``app.server``), so memory would pile up between them."""
 
     class Execution:
-        async def rows(self, _statement: Any) -> list[Any]:
+        async def rows(self, _statement: Any, _params: Any = None) -> list[Any]:
             return [Message(id=1, channel_id=1, author_id=1, body="m", workspace_id=1)]
 
     table_models(CHAT.models)  # every mapper, so that Message's relationships resolve
