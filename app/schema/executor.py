@@ -428,7 +428,13 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
                         plan, parent_type, source, field_details_list, path, position_context
                     )
                 if self._root_calls is not None and path.prev is None:
-                    call = self._root_call(field, parent_type, source, field_details_list, path)
+                    key = id(field_details_list[0].node)
+                    if key in self._root_calls:
+                        call = self._root_calls[key]
+                    else:
+                        call = self._root_calls[key] = self._root_call(
+                            field, parent_type, source, field_details_list, path
+                        )
                     if call is not None:
                         return self._execute_root_call(
                             call, field, field_details_list, parent_type, source, path,
@@ -446,26 +452,9 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         field_details_list: FieldDetailsList,
         path: Path,
     ) -> _RootCall | None:
-        """The root field's resolver with its arguments converted, once per fork
+        """The root field's resolver with its arguments converted, made once per fork
         family; None where it is not such a call, or the arguments do not convert (the
         ordinary path then reports why)."""
-        assert self._root_calls is not None
-        key = id(field_details_list[0].node)
-        if key in self._root_calls:
-            return self._root_calls[key]
-        call = self._root_calls[key] = self._make_root_call(
-            field, parent_type, source, field_details_list, path
-        )
-        return call
-
-    def _make_root_call(
-        self,
-        field: GraphQLField,
-        parent_type: GraphQLObjectType,
-        source: Any,
-        field_details_list: FieldDetailsList,
-        path: Path,
-    ) -> _RootCall | None:
         details = field_details_list[0]
         definition: StrawberryField | None = field.extensions.get(
             GraphQLCoreConverter.DEFINITION_BACKREF
@@ -590,13 +579,17 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
                 return plain
             return ordinary(return_type, field_details_list, info, path, result, position_context)
 
-        loading = self._loading_elsewhere(return_type, field_details_list, result)
-        if loading is None:
-            # First as the rows are (in a batch, another run has often completed them).
+        key, loading = self._batch_load(return_type, field_details_list, result)
+        if loading is None or loading.done():
+            # A load another run of the batch has under way is waited for: trying the
+            # items first could only fail on the rows still missing (a batch's runs
+            # reach their lists together). Otherwise first as the rows are (another
+            # run has often completed them).
             plain = self._complete_items_plainly(return_type, field_details_list, path, result)
             if plain is not NOT_PLAIN:
                 return plain
-            loading = self._loading(return_type, field_details_list, result)
+            if loading is None:
+                loading = self._load(return_type, field_details_list, result, key)
         if loading is None:
             return ordinary(return_type, field_details_list, info, path, result, position_context)
 
@@ -610,45 +603,33 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
 
         return after_loads()
 
-    def _loading_elsewhere(
+    def _batch_load(
         self,
         return_type: GraphQLList[GraphQLOutputType],
         field_details_list: FieldDetailsList,
         items: list[Any],
-    ) -> asyncio.Future[Any] | None:
-        """Another run of the batch's load of what these items read, still under way:
-        then they wait for it rather than try to complete first, which could only fail
-        on the rows still missing (a batch's runs reach their lists together)."""
-        if self._completions is None:
-            return None
+    ) -> tuple[tuple[Any, ...] | None, asyncio.Future[Any] | None]:
+        """What names the load of what these items read across the batch's runs (None
+        outside a batch), and that load if a run has started it."""
         item_type, _ = _plain_object(return_type.of_type)
         if item_type is None:
-            return None
+            return None, None
         key = self._items_key(item_type, field_details_list, items)
-        started = self._completions.get(("loading", key)) if key is not None else None
-        if started is None or started[0].done():
-            return None
-        loading: asyncio.Future[Any] = started[0]
-        return loading
+        if key is None:
+            return None, None
+        assert self._completions is not None
+        started = self._completions.get(("loading", key))
+        return key, started[0] if started is not None else None
 
-    def _loading(
+    def _load(
         self,
         return_type: GraphQLList[GraphQLOutputType],
         field_details_list: FieldDetailsList,
         items: list[Any],
+        key: tuple[Any, ...] | None,
     ) -> asyncio.Future[Any] | None:
         """The load of what the items read and is not loaded yet; None if nothing is.
-        The runs of a batch reading the same items wait for one load."""
-        item_type, _ = _plain_object(return_type.of_type)
-        key = None
-        if item_type is not None:
-            key = self._items_key(item_type, field_details_list, items)
-        if key is not None:
-            assert self._completions is not None
-            started = self._completions.get(("loading", key))
-            if started is not None:
-                loading: asyncio.Future[Any] = started[0]
-                return loading
+        Under ``key``, the batch's other runs reading the same items wait for it."""
         try:
             loads = self._prefetches(return_type.of_type, field_details_list, items, PREFETCH_DEPTH)
         except Exception:
