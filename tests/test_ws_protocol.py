@@ -140,26 +140,17 @@ async def test_an_accepted_socket_holds_no_handshake_queue_or_dict(sqlite_server
 
 
 @asynccontextmanager
-async def pinging_server(interval: float, timeout: float) -> AsyncIterator[int]:
-    """A bare WebSocket app on LeanWSProtocol that pings every ``interval`` seconds."""
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        assert scope["type"] == "websocket"
-        await receive()
-        await send({"type": "websocket.accept"})
-        while (await receive())["type"] != "websocket.disconnect":
-            pass
-
+async def lean_server(app: Any, **options: Any) -> AsyncIterator[int]:
+    """A bare WebSocket ``app`` served on LeanWSProtocol; yields its port."""
     port = free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=port,
         ws=LeanWSProtocol,
-        ws_ping_interval=interval,
-        ws_ping_timeout=timeout,
         log_level="warning",
         lifespan="off",
+        **options,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -172,6 +163,21 @@ async def pinging_server(interval: float, timeout: float) -> AsyncIterator[int]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 5)
+
+
+@asynccontextmanager
+async def pinging_server(interval: float, timeout: float) -> AsyncIterator[int]:
+    """A bare WebSocket app on LeanWSProtocol that pings every ``interval`` seconds."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async with lean_server(app, ws_ping_interval=interval, ws_ping_timeout=timeout) as port:
+        yield port
 
 
 async def test_keepalive_pings_recur_while_the_client_answers() -> None:
@@ -236,31 +242,14 @@ async def test_text_messages_of_every_length_arrive_whole() -> None:
             after_close.append(exc)
         reported.set()
 
-    port = free_port()
     # As the server runs it (``WS_PERMESSAGE_DEFLATE`` off): texts framed here.
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        ws=LeanWSProtocol,
-        ws_per_message_deflate=False,
-        log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        async with websockets.connect(f"ws://127.0.0.1:{port}/", max_size=None) as ws:
-            for size in SIZES:
-                await ws.send(str(size))
-                received = await asyncio.wait_for(ws.recv(), 5)
-                assert received == _text(size)
-        await asyncio.wait_for(reported.wait(), 5)
-        assert type(after_close[0]).__name__ == "ClientDisconnected"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 5)
+    async with (
+        lean_server(app, ws_per_message_deflate=False) as port,
+        websockets.connect(f"ws://127.0.0.1:{port}/", max_size=None) as ws,
+    ):
+        for size in SIZES:
+            await ws.send(str(size))
+            received = await asyncio.wait_for(ws.recv(), 5)
+            assert received == _text(size)
+    await asyncio.wait_for(reported.wait(), 5)
+    assert type(after_close[0]).__name__ == "ClientDisconnected"
