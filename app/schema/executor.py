@@ -79,7 +79,7 @@ from graphql.execution.collect_fields import (
 )
 from graphql.execution.executor import CollectedErrors, to_nodes
 from graphql.execution.values import get_argument_values
-from graphql.pyutils import Path
+from graphql.pyutils import Path, gather_with_cancel
 from graphql.type.definition import GraphQLResolveInfoHelpers
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -302,11 +302,35 @@ def is_awaitable(value: Any) -> TypeGuard[Awaitable[Any]]:
     return awaitable
 
 
+def _helpers(executor: LeanExecutor) -> GraphQLResolveInfoHelpers:
+    """The helpers an execution's resolve infos carry, holding it weakly.
+
+    graphql-core makes them of the execution's own bound methods, and keeps them on it:
+    a cycle, so each execution, with its context and all it read (the loaders, the rows
+    and their ORM state), waited for the cyclic collector instead of going when it
+    ended. A round of 1,000 live runs left about 37,000 such objects, and the collection
+    that found them took 40-70 ms of the round. A helper called after its execution is
+    gone gathers on its own and tracks nothing (there is no execution left to wait)."""
+    ref = weakref.ref(executor)
+
+    def gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
+        run = ref()
+        return run.gather_async_work(values) if run is not None else gather_with_cancel(*values)
+
+    def track(values: Sequence[Any]) -> None:
+        run = ref()
+        if run is not None:
+            run.track_async_work(values)
+
+    return GraphQLResolveInfoHelpers(gather=gather, track=track)
+
+
 class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, with stored fields completed without a resolve info."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.async_helpers = _helpers(self)
         plans = _PLANS.get(self.schema)
         if plans is None:
             plans = _PLANS[self.schema] = {}
@@ -371,9 +395,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         run.pending_incremental_futures = set()
         run.background_futures = set()
         run.async_work_finished_hook_task = None
-        run.async_helpers = GraphQLResolveInfoHelpers(
-            gather=run.gather_async_work, track=run.track_async_work
-        )
+        run.async_helpers = _helpers(run)
         run.defer_usage_set = None
         run.groups = []
         run.tasks = []
