@@ -71,3 +71,49 @@ async def test_a_statement_without_rows_has_no_description(db: Database) -> None
     async with db.read_engine.connect() as conn:
         result = await conn.execute(text("PRAGMA user_version = 0"))
         assert not result.returns_rows
+
+
+async def test_a_bounded_read_runs_here_once_its_transaction_holds_a_snapshot(
+    db: Database,
+) -> None:
+    """A statement marked bounded runs on the calling thread, but only after a statement
+    of its transaction has taken the snapshot on the driver's thread (only that one can
+    wait for another connection); it reads that same snapshot. Unmarked statements, and
+    the first of each new transaction, still go to the thread."""
+    calls: list[str] = []
+    bounded = text("SELECT name FROM item WHERE id = :id").execution_options(
+        **{sqlite_reads.BOUNDED: True}
+    )
+    plain = text("SELECT count(*) FROM item")
+    async with db.read_engine.connect() as conn:
+        raw: Any = (await conn.get_raw_connection()).driver_connection
+        real = raw._execute
+
+        async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(args[1] if len(args) > 1 else getattr(fn, "__name__", "?"))
+            return await real(fn, *args, **kwargs)
+
+        raw._execute = counted
+        try:
+            first = (await conn.execute(bounded, {"id": 1})).scalar_one()
+            # Committed by another connection after this transaction took its snapshot.
+            async with db.write_engine.begin() as writer:
+                await writer.execute(text("UPDATE item SET name = 'changed' WHERE id = 2"))
+            second = (await conn.execute(bounded, {"id": 2})).scalar_one()
+            count = (await conn.execute(plain)).scalar_one()
+            await conn.rollback()
+            fresh = (await conn.execute(bounded, {"id": 2})).scalar_one()
+            again = (await conn.execute(bounded, {"id": 3})).scalar_one()
+        finally:
+            raw._execute = real
+    assert (first, second, count, fresh, again) == ("a", "b", 3, "changed", "c")
+    # BEGIN and the first bounded read on the thread; the second bounded read here; the
+    # unmarked count on the thread; after the rollback, BEGIN and the first read again.
+    sent = [c for c in calls if c != "rollback"]
+    assert sent == [
+        "BEGIN",
+        "SELECT name FROM item WHERE id = ?",
+        "SELECT count(*) FROM item",
+        "BEGIN",
+        "SELECT name FROM item WHERE id = ?",
+    ], calls

@@ -77,6 +77,8 @@ class Database:
             self.read_engine = create_async_engine(reader, pool_size=READ_POOL_SIZE, max_overflow=0)
             _sqlite_pragmas(self.write_engine, immediate=True)
             _sqlite_pragmas(self.read_engine, immediate=False)
+            marks = sqlite_reads.mark_bounded_reads
+            event.listen(self.read_engine.sync_engine, "before_cursor_execute", marks)
         elif self.dialect == "postgresql":
             engine = create_async_engine(
                 url,

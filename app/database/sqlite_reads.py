@@ -8,6 +8,13 @@ one call. It serves the read engine only (SELECT, BEGIN, ROLLBACK on pooled read
 writes keep the stock aiosqlite dialect. It reaches into aiosqlite the way SQLAlchemy's
 own adapter does (the connection's queue and its sqlite3 connection), with the versions
 pinned in pyproject.toml.
+
+A bounded read (a statement marked ``BOUNDED``: a loader's batch by key or first page)
+runs on the calling thread instead, once its transaction holds its snapshot. In WAL mode
+only a read transaction's first statement can wait for another connection (it takes
+the snapshot); later ones read pages and never wait, and such a statement takes about
+as long as the two hand-overs between threads that it saves, each one a wait for the
+GIL while the event loop is busy.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 
 DRIVER = "aiosqlite_onecall"
+# The execution option that marks a statement as a bounded read (see above).
+BOUNDED = "livegraph_bounded_read"
 
 Outcome = tuple[Any, list[Any], int, int | None]
 
@@ -58,7 +67,7 @@ def _statements(conn: sqlite3.Connection, operation: str, parameters: Sequence[A
 class OneCallCursor(AsyncAdapt_aiosqlite_cursor):
     """A cursor with no driver cursor behind it: each statement is one call."""
 
-    __slots__ = ("_description", "_lastrowid", "_rowcount")
+    __slots__ = ("_description", "_lastrowid", "_rowcount", "bounded")
 
     def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
         self._adapt_connection = adapt_connection
@@ -68,6 +77,8 @@ class OneCallCursor(AsyncAdapt_aiosqlite_cursor):
         self._description: Any = None
         self._rowcount = -1
         self._lastrowid: int | None = None
+        # Set per statement from its execution options (``mark_bounded_reads``).
+        self.bounded = False
 
     @property
     def description(self) -> Any:
@@ -103,10 +114,16 @@ class OneCallCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _run(self, call: Any, operation: Any, parameters: Any) -> None:
         connection: Any = self._connection
-        async with self._adapt_connection._execute_mutex:
-            outcome: Outcome = await connection._execute(
-                call, connection._conn, operation, parameters
-            )
+        adapted: Any = self._adapt_connection
+        database: sqlite3.Connection = connection._conn
+        async with adapted._execute_mutex:
+            if self.bounded and adapted.snapshot_held and database.in_transaction:
+                outcome: Outcome = call(database, operation, parameters)
+            else:
+                outcome = await connection._execute(call, database, operation, parameters)
+                # A statement after BEGIN has taken the transaction's snapshot; the next
+                # BEGIN (after a ROLLBACK, which leaves no transaction) has not.
+                adapted.snapshot_held = database.in_transaction and not _begins(operation)
         self._description, rows, self._rowcount, self._lastrowid = outcome
         self._rows = collections.deque(rows)
 
@@ -114,9 +131,33 @@ class OneCallCursor(AsyncAdapt_aiosqlite_cursor):
         raise NotImplementedError("sqlite3 has no next result set")
 
 
+def _begins(operation: Any) -> bool:
+    return isinstance(operation, str) and operation.lstrip()[:5].upper() == "BEGIN"
+
+
 class OneCallConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("snapshot_held",)
     _cursor_cls = OneCallCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        # Its read transaction has taken its snapshot (a statement ran after BEGIN).
+        self.snapshot_held = False
+
+
+def mark_bounded_reads(
+    _connection: Any,
+    cursor: Any,
+    _statement: str,
+    _parameters: Any,
+    context: Any,
+    _executemany: bool,
+) -> None:
+    """``before_cursor_execute`` on the read engine: tell the cursor whether its
+    statement is a bounded read."""
+    if isinstance(cursor, OneCallCursor):
+        options = context.execution_options if context is not None else EMPTY_DICT
+        cursor.bounded = bool(options.get(BOUNDED))
 
 
 class OneCallDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -22,6 +22,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from strawberry.dataloader import DataLoader
 
 from app import pagination
+from app.database.sqlite_reads import BOUNDED
 from app.live.capture import to_scalar, tracked_columns
 from app.live.readset import ReadSet
 from app.pagination import Connection
@@ -93,7 +94,9 @@ def _prepared(
     key = (kind, model, column_name)
     statement = _statements.get(key)
     if statement is None:
-        statement = _statements[key] = recorded(build()).execution_options(**{PREPARED: True})
+        # Bounded (by key, or one page): SQLite may run it on the calling thread.
+        options = {PREPARED: True, BOUNDED: True}
+        statement = _statements[key] = recorded(build()).execution_options(**options)
     return statement
 
 
