@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, exc, text
 
 from app.database import Database, sqlite_reads
+from app.dataloaders.loaders import BOUNDED
 
 
 @pytest.fixture
@@ -81,9 +82,7 @@ async def test_a_bounded_read_runs_here_once_its_transaction_holds_a_snapshot(
     wait for another connection); it reads that same snapshot. Unmarked statements, and
     the first of each new transaction, still go to the thread."""
     calls: list[str] = []
-    bounded = text("SELECT name FROM item WHERE id = :id").execution_options(
-        **{sqlite_reads.BOUNDED: True}
-    )
+    bounded = text("SELECT name FROM item WHERE id = :id").execution_options(**{BOUNDED: True})
     plain = text("SELECT count(*) FROM item")
     async with db.read_engine.connect() as conn:
         raw: Any = (await conn.get_raw_connection()).driver_connection

@@ -34,9 +34,9 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util import EMPTY_DICT
 
+from app.dataloaders.loaders import BOUNDED
+
 DRIVER = "aiosqlite_onecall"
-# The execution option that marks a statement as a bounded read (see above).
-BOUNDED = "livegraph_bounded_read"
 
 Outcome = tuple[Any, list[Any], int, int | None]
 

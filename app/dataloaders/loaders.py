@@ -22,7 +22,6 @@ from sqlmodel.sql.expression import SelectOfScalar
 from strawberry.dataloader import DataLoader
 
 from app import pagination
-from app.database.sqlite_reads import BOUNDED
 from app.live.capture import to_scalar, tracked_columns
 from app.live.readset import ReadSet
 from app.pagination import Connection
@@ -83,6 +82,11 @@ def require_tracked(model: type[SQLModel], column: str) -> None:
 def recorded(statement: SelectOfScalar[Any]) -> SelectOfScalar[Any]:
     """Mark a statement whose reads the caller recorded itself (no table fallback)."""
     return statement.execution_options(**{RECORDED: True})
+
+
+# The execution option of a bounded read: a batch by key, or one page. SQLite's read
+# dialect may run such a statement on the calling thread (``app.database.sqlite_reads``).
+BOUNDED = "livegraph_bounded_read"
 
 
 def _prepared(
