@@ -69,6 +69,8 @@ class RunOutcome:
     # Seconds since the epoch after which its result is wrong whatever changes (a signed
     # URL that expires); infinite for most.
     valid_until: float = math.inf
+    # ``result.data`` as JSON, if the runner encoded it already.
+    data_json: bytes | None = None
 
 
 Runner = Callable[["Cohort"], Awaitable[RunOutcome]]
@@ -200,7 +202,7 @@ class Cohort:
             previous = self.result
             # The patch is made once here for all who take patches, and only if one does.
             patched = any(subscriber.patches for subscriber in self.subscribers)
-            frames.remember(outcome.result, previous if patched else None)
+            frames.remember(outcome.result, previous if patched else None, outcome.data_json)
             frames.forget(previous)
             self.result = outcome.result
             self.seq += 1

@@ -45,9 +45,14 @@ PlainDigest = Callable[[str, dict[str, Any] | None, str | None], bytes | None]
 NARROWED_MEMORY = 10_000
 
 
-def _fingerprint(result: ExecutionResult) -> bytes:
-    errors = [e.formatted for e in result.errors or ()]
-    return orjson.dumps([result.data, errors])
+def _encoded(result: ExecutionResult) -> tuple[bytes, bytes]:
+    """What tells a result from the last (its fingerprint), and its data's JSON: the
+    data is encoded once, for both and for its prepared payload (``frames.remember``).
+    JSON holds no NUL byte, so a result with errors never collides with one without."""
+    data = orjson.dumps(result.data)
+    if not result.errors:
+        return data, data
+    return data + b"\0" + orjson.dumps([e.formatted for e in result.errors]), data
 
 
 def _ended(message: str) -> ExecutionResult:
@@ -254,8 +259,15 @@ class LiveEngine:
         version = max(started, _live_version(result))
         valid_until = _valid_until(result)
         result.extensions = {**(result.extensions or {}), "live": {"version": version}}
+        fingerprint, data = _encoded(result)
         return RunOutcome(
-            result, reads, _fingerprint(result), version, failed=failed, valid_until=valid_until
+            result,
+            reads,
+            fingerprint,
+            version,
+            failed=failed,
+            valid_until=valid_until,
+            data_json=data,
         )
 
     def _narrow(self, cohort: Cohort, scope: Scope) -> None:

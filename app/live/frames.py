@@ -57,11 +57,17 @@ class Delivery:
 _prepared: dict[int, Prepared] = {}
 
 
-def remember(result: ExecutionResult, previous: ExecutionResult | None = None) -> None:
-    """Encode a cohort's new result; with ``previous``, its patch from that one too."""
+def remember(
+    result: ExecutionResult, previous: ExecutionResult | None = None, data: bytes | None = None
+) -> None:
+    """Encode a cohort's new result; with ``previous``, its patch from that one too.
+    ``data``, if given, is ``result.data`` already encoded."""
     if result.errors or result.data is None:
         return
-    payload = orjson.dumps({"data": result.data, "extensions": result.extensions}).decode()
+    if data is None:
+        data = orjson.dumps(result.data)
+    extensions = orjson.dumps(result.extensions)
+    payload = b"".join((b'{"data":', data, b',"extensions":', extensions, b"}")).decode()
     entry = Prepared(result.data, result.extensions, next(_serials), payload)
     before = prepared(previous) if previous is not None else None
     if before is not None:

@@ -9,6 +9,7 @@ Three grains, from finest to coarsest:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.live.changes import Scalar
 
@@ -45,17 +46,36 @@ class ReadSet:
         if self.journal is not None:
             self.journal.append(("table", table))
 
-    def replay(self, entries: list[Entry]) -> None:
+    def replay(self, journal: Journal) -> None:
         """Read what another execution noted in its journal."""
-        for grain, key in entries:
-            if grain == "row":
-                self.rows.add(key)  # type: ignore[arg-type]
-            elif grain == "range":
-                self.ranges.add(key)  # type: ignore[arg-type]
-            else:
-                self.tables.add(key)  # type: ignore[arg-type]
+        self.rows |= journal.rows
+        self.ranges |= journal.ranges
+        self.tables |= journal.tables
         if self.journal is not None:
-            self.journal.extend(entries)
+            self.journal.extend(journal.entries)
 
     def __len__(self) -> int:
         return len(self.rows) + len(self.ranges) + len(self.tables)
+
+
+@dataclass(frozen=True, slots=True)
+class Journal:
+    """A journal kept to be replayed, its reads sorted by grain once: each execution
+    that replays it adds them a set at a time."""
+
+    entries: tuple[Entry, ...]
+    rows: frozenset[RowKey]
+    ranges: frozenset[RangeKey]
+    tables: frozenset[str]
+
+    @classmethod
+    def of(cls, entries: list[Entry]) -> Journal:
+        grains: dict[str, set[Any]] = {"row": set(), "range": set(), "table": set()}
+        for grain, key in entries:
+            grains[grain].add(key)
+        return cls(
+            tuple(entries),
+            frozenset(grains["row"]),
+            frozenset(grains["range"]),
+            frozenset(grains["table"]),
+        )

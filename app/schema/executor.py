@@ -86,7 +86,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter, get_arguments
 from strawberry.types.field import StrawberryField
 
-from app.live.readset import Entry
+from app.live.readset import Entry, Journal
 from app.resolver_marks import ARGUMENTS_ONLY, CONTEXT_ONLY, PREFETCH, SOURCE_ONLY
 
 # Types whose awaitability is remembered (a schema's few dozen, with room to spare).
@@ -757,7 +757,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         if outer is not None:
             outer.extend(journal)
         if completed is not NOT_PLAIN:
-            self._completions[key] = (completed, journal, keep)
+            self._completions[key] = (completed, Journal.of(journal), keep)
         return completed
 
     def _complete_fields(
