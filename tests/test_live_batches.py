@@ -200,6 +200,58 @@ async def test_a_failing_run_fails_alone_and_a_failed_opening_fails_its_batch() 
         await batches.run(2, fine)
 
 
+async def test_a_runs_outcome_is_its_own_as_soon_as_it_is_done() -> None:
+    """A quick run's cohort has its result while a slow run of the same batch goes on:
+    its subscribers are sent it then, not when the whole batch is done."""
+    opened = Opened()
+    batches: Batches[str] = Batches(opened, max_size=10)
+    release = asyncio.Event()
+
+    async def slow(shared: Any) -> str:
+        await release.wait()
+        return f"{shared}/slow"
+
+    async def quick(shared: Any) -> str:
+        return f"{shared}/quick"
+
+    waiting, done = batches.run(1, slow), batches.run(1, quick)
+    assert await asyncio.wait_for(done, 5) == "shared:1/quick"
+    assert not waiting.done() and opened.closed == 0
+    release.set()
+    assert await waiting == "shared:1/slow"
+    await batches.join()
+    assert (batches.batches, opened.closed) == (1, 1)
+
+
+async def test_at_most_max_running_batches_run_at_once_the_others_in_order() -> None:
+    running: list[int] = []
+    peak = 0
+    started: list[Hashable] = []
+
+    @asynccontextmanager
+    async def opener(group: Hashable) -> AsyncIterator[str]:
+        nonlocal peak
+        started.append(group)
+        running.append(1)
+        peak = max(peak, len(running))
+        try:
+            yield f"shared:{group}"
+        finally:
+            running.pop()
+
+    batches: Batches[str] = Batches(opener, max_size=1, max_running=2)
+
+    async def job(shared: Any) -> str:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return str(shared)
+
+    results = await asyncio.gather(*(batches.run(group, job) for group in range(6)))
+    assert results == [f"shared:{group}" for group in range(6)]
+    assert peak == 2
+    assert started == list(range(6))
+
+
 async def test_a_cohort_that_stops_waiting_cancels_its_own_run_only() -> None:
     batches: Batches[str] = Batches(Opened(), max_size=10)
     started = asyncio.Event()

@@ -8,8 +8,10 @@ one statement per loader and nesting level instead of N, the way Hasura multiple
 live queries. Everything per cohort stays per cohort: its viewer, read set, result and
 version are its run's own.
 
-Bounds: a batch holds at most ``max_size`` runs (a larger group is split), and a run
-waits at most one turn of the event loop for its batch to start.
+Bounds: a batch holds at most ``max_size`` runs (a larger group is split); a run waits
+at most one turn of the event loop for its batch to be formed, and at most
+``max_running`` batches run at once, the others after them in order. Each run's outcome
+is its cohort's as soon as it is done, not when its whole batch is.
 """
 
 from __future__ import annotations
@@ -28,14 +30,21 @@ T = TypeVar("T")
 Opener = Callable[[Hashable], AbstractAsyncContextManager[Any]]
 Job = Callable[[Any], Awaitable[T]]
 Pending = list[tuple[Job[T], "asyncio.Future[T]"]]
+# Batches running at once. One change's batches are CPU work on one thread: run side by
+# side, they all finish at the end of the round, and every result goes out then; one
+# or two at a time, the first batches' results go out while the later ones run (and the
+# clients read them meanwhile), and a batch waiting on the database leaves the loop to
+# another.
+MAX_RUNNING = 2
 
 
 class Batches(Generic[T]):
-    def __init__(self, opener: Opener, max_size: int) -> None:
-        if max_size < 1:
-            raise ValueError("a batch holds at least one run")
+    def __init__(self, opener: Opener, max_size: int, max_running: int = MAX_RUNNING) -> None:
+        if max_size < 1 or max_running < 1:
+            raise ValueError("a batch holds at least one run, and at least one batch runs")
         self._open = opener
         self.max_size = max_size
+        self._slots = asyncio.Semaphore(max_running)
         self._pending: dict[Hashable, Pending[T]] = {}
         self._flush_scheduled = False
         self._running: set[asyncio.Task[None]] = set()
@@ -75,26 +84,21 @@ class Batches(Generic[T]):
             return
         self.batches += 1
         self.runs += len(batch)
-        outcomes: list[T | BaseException]
         try:
-            async with self._open(group) as shared:
+            async with self._slots, self._open(group) as shared:
                 runs = [asyncio.ensure_future(job(shared)) for job, _ in batch]
                 for (_, future), run in zip(batch, runs, strict=True):
                     # A cohort that stops waiting cancels its own run, not the batch.
                     future.add_done_callback(functools.partial(_cancel_if_cancelled, run))
-                outcomes = await asyncio.gather(*runs, return_exceptions=True)
+                    # Each run's outcome is its cohort's as soon as it is done: its
+                    # results go out while the batch's other runs finish.
+                    run.add_done_callback(functools.partial(_settle, future))
+                await asyncio.wait(runs)
         except Exception as exc:  # opening or closing the shared resource failed
             log.warning("a live batch failed", exc_info=True)
-            outcomes = [exc] * len(batch)
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if isinstance(outcome, asyncio.CancelledError):
-                future.cancel()
-            elif isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
 
     async def join(self) -> None:
         """Wait for every batch started (shutdown: they may be reading the database)."""
@@ -106,3 +110,14 @@ class Batches(Generic[T]):
 def _cancel_if_cancelled(run: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
     if future.cancelled():
         run.cancel()
+
+
+def _settle(future: asyncio.Future[Any], run: asyncio.Future[Any]) -> None:
+    if future.done():
+        return
+    if run.cancelled():
+        future.cancel()
+    elif (error := run.exception()) is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(run.result())
