@@ -343,8 +343,8 @@ class Ctx:
         return self._session is not None
 
     async def close(self) -> None:
-        # Fresh loaders: the execution (a reference cycle in graphql-core) may outlive
-        # this call until a full collection; what it loaded should not. A batch's shared
+        # Fresh loaders: whatever still holds this context after its execution (an
+        # extension, a resolver's closure) must not hold what it loaded. A batch's shared
         # snapshot is closed by its batch.
         self._shared = None
         self.loaders = Loaders(self.rows, self.reads)
