@@ -252,6 +252,56 @@ async def test_at_most_max_running_batches_run_at_once_the_others_in_order() -> 
     assert started == list(range(6))
 
 
+async def test_a_run_that_stops_waiting_for_its_batchs_turn_is_never_run() -> None:
+    batches: Batches[str] = Batches(Opened(), max_size=10, max_running=1)
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def first(shared: Any) -> str:
+        started.append("first")
+        await release.wait()
+        return str(shared)
+
+    async def second(shared: Any) -> str:
+        started.append("second")
+        return str(shared)
+
+    running = batches.run(1, first)
+    await asyncio.sleep(0.01)
+    queued = batches.run(2, second)  # its batch waits for the first one's turn to end
+    await asyncio.sleep(0.01)
+    queued.cancel()
+    release.set()
+    assert await running == "shared:1"
+    await asyncio.wait_for(batches.join(), 5)
+    assert started == ["first"]
+
+
+async def test_a_stopped_batch_stops_its_runs_before_closing_what_they_read() -> None:
+    opened = Opened()
+    batches: Batches[str] = Batches(opened, max_size=10)
+    began = asyncio.Event()
+    seen: list[int] = []
+
+    async def job(_shared: Any) -> str:
+        began.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append(opened.closed)  # still open when the run stops
+            raise
+        return "done"
+
+    waiting = batches.run(1, job)
+    await began.wait()
+    for task in list(batches._running):
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.wait_for(batches.join(), 5)
+    assert seen == [0] and opened.closed == 1
+
+
 async def test_a_cohort_that_stops_waiting_cancels_its_own_run_only() -> None:
     batches: Batches[str] = Batches(Opened(), max_size=10)
     started = asyncio.Event()

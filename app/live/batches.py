@@ -78,14 +78,18 @@ class Batches(Generic[T]):
         task.add_done_callback(self._running.discard)
 
     async def _execute(self, group: Hashable, batch: Pending[T]) -> None:
-        # A run whose cohort stopped waiting (cancelled) before its batch started is not run.
-        batch = [(job, future) for job, future in batch if not future.done()]
-        if not batch:
-            return
+        async with self._slots:
+            # A run whose cohort stopped waiting (cancelled) before its batch's turn came
+            # is not run.
+            batch = [(job, future) for job, future in batch if not future.done()]
+            if batch:
+                await self._run_batch(group, batch)
+
+    async def _run_batch(self, group: Hashable, batch: Pending[T]) -> None:
         self.batches += 1
         self.runs += len(batch)
         try:
-            async with self._slots, self._open(group) as shared:
+            async with self._open(group) as shared:
                 runs = [asyncio.ensure_future(job(shared)) for job, _ in batch]
                 for (_, future), run in zip(batch, runs, strict=True):
                     # A cohort that stops waiting cancels its own run, not the batch.
@@ -93,7 +97,15 @@ class Batches(Generic[T]):
                     # Each run's outcome is its cohort's as soon as it is done: its
                     # results go out while the batch's other runs finish.
                     run.add_done_callback(functools.partial(_settle, future))
-                await asyncio.wait(runs)
+                try:
+                    await asyncio.wait(runs)
+                except asyncio.CancelledError:
+                    # The batch itself is stopped: its runs stop with it, before what
+                    # they read from is closed.
+                    for run in runs:
+                        run.cancel()
+                    await asyncio.wait(runs)
+                    raise
         except Exception as exc:  # opening or closing the shared resource failed
             log.warning("a live batch failed", exc_info=True)
             for _, future in batch:
