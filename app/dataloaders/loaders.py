@@ -358,21 +358,21 @@ def _children(
     """The first ``first + 1`` children of each parent, in one statement, and its
     parameters."""
     column = getattr(model, column_name)
-    if len(parents) == 1 and after is None:
-        # The first page of one parent: what a plain query asks for.
-        first_page = _prepared(
-            "first page",
-            model,
-            column_name,
-            lambda: (
-                select(model)
-                .where(column == bindparam("parent"))
-                .order_by(*pagination.order_by(model))
-                .limit(bindparam("limit", type_=Integer))
-            ),
-        )
-        return first_page, {"parent": parents[0], "limit": first + 1}
-    if len(parents) == 1 and after is not None:
+    if len(parents) == 1:
+        if after is None:
+            # The first page of one parent: what a plain query asks for.
+            first_page = _prepared(
+                "first page",
+                model,
+                column_name,
+                lambda: (
+                    select(model)
+                    .where(column == bindparam("parent"))
+                    .order_by(*pagination.order_by(model))
+                    .limit(bindparam("limit", type_=Integer))
+                ),
+            )
+            return first_page, {"parent": parents[0], "limit": first + 1}
         statement = select(model).where(column == parents[0])
         statement = statement.where(pagination.after_condition(model, after))
         statement = statement.order_by(*pagination.order_by(model)).limit(first + 1)
