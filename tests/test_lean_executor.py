@@ -13,7 +13,7 @@ import asyncio
 import enum
 import gc
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from app.context import Ctx
 from app.schema.executor import LeanExecutor
 from tests.harness import (
     Server,
+    User,
     WSClient,
     make_settings,
     recording_statements,
@@ -396,6 +397,44 @@ LIVE_ARGS = (
 )
 
 
+@dataclass
+class LivePage:
+    """A server without the query cache, Alice's channel with one message, and her
+    live subscription to its first two messages, its first result taken."""
+
+    server: Server
+    alice: User
+    channel: str
+    variables: dict[str, Any]
+    ws: WSClient
+    op: str
+
+    async def send(self, body: str) -> dict[str, Any]:
+        """Send ``body``; the live result that shows it first."""
+        await self.server.send(self.alice, self.channel, body)
+        live: dict[str, Any] = (await self.ws.receive_for(self.op))["payload"]["data"]
+        assert live["messages"]["edges"][0]["node"]["body"] == body
+        return live
+
+    async def plain(self) -> dict[str, Any]:
+        return await self.server.gql(LIVE_ARGS.replace("@live", ""), self.variables, self.alice)
+
+
+@asynccontextmanager
+async def live_page(tmp_path: Path) -> AsyncIterator[LivePage]:
+    # Uncached, so that each plain query runs as a request of its own.
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite", tmp_path)
+    async with running_server(replace(settings, query_cache=False)) as server:
+        alice = await server.sign_up("alice")
+        channel = await server.channel(alice)
+        await server.send(alice, channel, "first")
+        variables = {"c": channel, "n": 2}
+        async with WSClient.connect(server, alice) as ws:
+            op = await ws.subscribe(LIVE_ARGS, variables)
+            await ws.receive_for(op)
+            yield LivePage(server, alice, channel, variables, ws, op)
+
+
 async def test_a_cohorts_runs_call_its_operation_with_arguments_converted_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -410,23 +449,12 @@ async def test_a_cohorts_runs_call_its_operation_with_arguments_converted_once(
         return convert(value, arguments, **kwargs)
 
     monkeypatch.setattr(schema_converter, "convert_arguments", counting)
-    # Uncached, so that each plain query runs as a request of its own.
-    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite", tmp_path)
-    async with running_server(replace(settings, query_cache=False)) as server:
-        alice = await server.sign_up("alice")
-        channel = await server.channel(alice)
-        await server.send(alice, channel, "first")
-        variables = {"c": channel, "n": 2}
-        plain = LIVE_ARGS.replace("@live", "")
-        async with WSClient.connect(server, alice) as ws:
-            op = await ws.subscribe(LIVE_ARGS, variables)
-            await ws.receive_for(op)
-            for body in ["second", "third", "fourth"]:
-                await server.send(alice, channel, body)
-                live = (await ws.receive_for(op))["payload"]["data"]
-                assert live["messages"]["edges"][0]["node"]["body"] == body
-                assert len(live["messages"]["edges"]) == 2
-                assert live == await server.gql(plain, variables, alice)
+    async with live_page(tmp_path) as page:
+        channel = page.channel
+        for body in ["second", "third", "fourth"]:
+            live = await page.send(body)
+            assert len(live["messages"]["edges"]) == 2
+            assert live == await page.plain()
     # The first live run's (through Strawberry), the built operation's, and one per
     # plain query: none for the live re-runs.
     assert len(conversions) == 2 + 3
@@ -453,20 +481,10 @@ async def test_an_execution_leaves_nothing_for_the_cyclic_collector(tmp_path: Pa
     """An execution, plain or a live re-run, is freed when it ends, with its context and
     what it read: left to the cyclic collector, a round of live runs made tens of
     thousands of objects for a collection to find, at tens of milliseconds a round."""
-    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite", tmp_path)
-    async with running_server(replace(settings, query_cache=False)) as server:
-        alice = await server.sign_up("alice")
-        channel = await server.channel(alice)
-        await server.send(alice, channel, "first")
-        variables = {"c": channel, "n": 2}
-        async with WSClient.connect(server, alice) as ws:
-            op = await ws.subscribe(LIVE_ARGS, variables)
-            await ws.receive_for(op)
-            with cyclic_garbage() as garbage:
-                for body in ["second", "third"]:
-                    await server.send(alice, channel, body)
-                    live = (await ws.receive_for(op))["payload"]["data"]
-                    assert live["messages"]["edges"][0]["node"]["body"] == body
-                    await server.gql(LIVE_ARGS.replace("@live", ""), variables, alice)
+    async with live_page(tmp_path) as page:
+        with cyclic_garbage() as garbage:
+            for body in ["second", "third"]:
+                await page.send(body)
+                await page.plain()
     left = [o for o in garbage if isinstance(o, LeanExecutor | Ctx)]
     assert not left, f"{len(left)} executions and contexts left to the collector"
