@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -52,10 +53,11 @@ from app.live.frames import encoded_next
 from app.live.querycache import encode_default, plain_default
 from app.schema.directive import live_request, operation_type
 from app.schema.documents import parse_ahead, shared_text
-from app.schema.live import LiveSchema
+from app.schema.live import ROUTE, LiveSchema
 from app.services import Services
 from app.settings import Settings
 from app.shutdown import Sockets
+from app.ws_protocol import WRITE_NOW
 
 CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
 JSON = "application/json"
@@ -199,6 +201,8 @@ class CheckedTransportWSHandler(BaseGraphQLTransportWSHandler[TransportContext, 
                 async with self.context.services.drain.track():
                     await super().run_operation(operation)
             else:
+                # This task's own context: the schema hands the route to a live query.
+                ROUTE.set(self._route(operation))
                 await super().run_operation(operation)
         except CLIENT_GONE:
             # The client went away while a result was on its way: nothing to answer,
@@ -209,6 +213,42 @@ class CheckedTransportWSHandler(BaseGraphQLTransportWSHandler[TransportContext, 
         if isinstance(error, CLIENT_GONE):
             return  # not a server error (see run_operation)
         await super().handle_task_exception(error)
+
+    def _route(self, operation: Operation[TransportContext, None]) -> OperationRoute | None:
+        extension = self.context.request.scope.get("extensions", {}).get(WRITE_NOW)
+        if extension is None:
+            return None  # a server that does not offer the immediate write
+        return OperationRoute(self, operation, extension["write"])
+
+
+class OperationRoute:
+    """One live operation's data messages, written straight to its socket (a live
+    ``Route``): past Strawberry's and Starlette's per-message layers and the operation
+    task's wake-up, which were most of what delivering one result to many sockets cost.
+
+    The message is the one Strawberry's ``send_next`` would send. It is refused (and the
+    operation's task sends it the usual way) once the operation is over, by the client's
+    ``complete`` or by the server, and whenever the socket would make the write wait."""
+
+    __slots__ = ("_handler", "_operation", "_prefix", "_write")
+
+    def __init__(
+        self,
+        handler: CheckedTransportWSHandler,
+        operation: Operation[TransportContext, None],
+        write: Callable[[str], bool],
+    ) -> None:
+        self._handler = handler
+        self._operation = operation
+        self._write = write
+        op_id = orjson.dumps(operation.id).decode()
+        self._prefix = f'{{"id":{op_id},"type":"next","payload":'
+
+    def __call__(self, payload: str) -> bool:
+        operation = self._operation
+        if operation.completed or self._handler.operations.get(operation.id) is not operation:
+            return False
+        return self._write(f"{self._prefix}{payload}}}")
 
 
 class CheckedGraphQLWSHandler(BaseGraphQLWSHandler[TransportContext, None]):

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 from wsproto import ConnectionType
 from wsproto.connection import ConnectionState
+from wsproto.events import Request
 from wsproto.handshake import H11Handshake
 
 from app import deadlines
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     from uvicorn._types import ASGISendEvent, WebSocketEvent
     from uvicorn.config import Config
     from uvicorn.server import ServerState
+
+# The ASGI scope extension under which a socket offers ``LeanWSProtocol.write_now``.
+WRITE_NOW = "livegraph.write_now"
 
 # Stands in for each accepted socket's own handshake. A ``WSConnection`` hands data
 # and events to its ``Connection`` once there is one; of its handshake it only drains
@@ -167,6 +171,30 @@ class LeanWSProtocol(WSProtocol):
         self.queue = Inbox(self._drained)  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]
         self.writable.set()
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        if not self.config.ws_per_message_deflate:
+            # Looked up by the app for the whole connection; the app's task has not run
+            # yet, so it sees the extension from the start.
+            self.scope["extensions"][WRITE_NOW] = {"write": self.write_now}
+
+    def write_now(self, text: str) -> bool:
+        """Write a text message at once, if the socket can take it without waiting: open,
+        accepted, and not held back by flow control. ``False`` means nothing was
+        written, and the caller sends it the ASGI way, which waits or reports."""
+        if (
+            not self.writable.is_set()
+            or self.disconnected
+            or not self.handshake_complete
+            or self.close_sent
+            or self.response_started
+            or self.conn.state is not ConnectionState.OPEN
+            or self.transport.is_closing()
+        ):
+            return False
+        self.transport.write(text_frame(text))
+        return True
 
     def receive(self) -> Coroutine[Any, Any, WebSocketEvent]:
         # The inbox's own coroutine, not one more around it: uvicorn's receive takes an

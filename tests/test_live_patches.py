@@ -21,7 +21,15 @@ from strawberry.types import ExecutionResult
 
 from app.auth import Scope, Viewer
 from app.live import frames
-from app.live.cohort import Cohort, CohortKey, OperationKey, RunOutcome, Subscriber
+from app.live.cohort import (
+    Check,
+    Cohort,
+    CohortKey,
+    OperationKey,
+    Route,
+    RunOutcome,
+    Subscriber,
+)
 from app.live.readset import ReadSet
 from tests.harness import Server, User, WSClient
 
@@ -182,10 +190,14 @@ class ScriptedCohort:
         fingerprint = orjson.dumps([result.data, [e.formatted for e in result.errors or ()]])
         return RunOutcome(result, ReadSet(), fingerprint, self._version)
 
-    def subscribe(self) -> AsyncIterator[ExecutionResult]:
-        subscriber = Subscriber(self.cohort, self.viewer, self._settled.set, patches=True)
+    def subscribe(
+        self, *, patches: bool = True, route: Route | None = None, check: Check | None = None
+    ) -> AsyncIterator[ExecutionResult]:
+        subscriber = Subscriber(
+            self.cohort, self.viewer, self._settled.set, patches=patches, route=route
+        )
         self.cohort.add(subscriber)
-        return subscriber.results(lambda _viewer: None)
+        return subscriber.results(check or (lambda _viewer: None))
 
     async def run(self, result: ExecutionResult) -> None:
         self._settled.clear()

@@ -74,6 +74,11 @@ class RunOutcome:
 
 
 Runner = Callable[["Cohort"], Awaitable[RunOutcome]]
+# Authorization re-applied before each delivery: an ending result, or None to go on.
+Check = Callable[[Viewer], ExecutionResult | None]
+# Writes one live operation's data message, holding the given payload, to its socket at
+# once; False, writing nothing, when it cannot without waiting (or the operation ended).
+Route = Callable[[str], bool]
 
 
 class Cohort:
@@ -207,7 +212,7 @@ class Cohort:
             self.result = outcome.result
             self.seq += 1
             for subscriber in self.subscribers:
-                subscriber.wake()
+                subscriber.deliver()
         for subscriber in self.subscribers:
             subscriber.settled()
 
@@ -242,6 +247,7 @@ class Subscriber:
 
     # One per live subscription, thousands per process: slots, not a dict each.
     __slots__ = (
+        "_check",
         "_failed",
         "_notify",
         "_on_detach",
@@ -252,6 +258,7 @@ class Subscriber:
         "_wake",
         "cohort",
         "patches",
+        "route",
         "sent_seq",
         "state",
         "viewer",
@@ -266,9 +273,13 @@ class Subscriber:
         on_slow: Callable[[], None] | None = None,
         slow_after_s: float = 10.0,
         patches: bool = False,
+        route: Route | None = None,
     ) -> None:
         self.cohort = cohort
         self.patches = patches
+        self.route = route
+        # Authorization re-applied before each delivery (given to ``results``).
+        self._check: Check | None = None
         # A patch subscriber's last result sent (its prepared serial) and its revision.
         self._sent_serial: int | None = None
         self._revision = 0
@@ -309,6 +320,45 @@ class Subscriber:
             self._on_slow()
         self._wake.set()
 
+    def deliver(self) -> None:
+        """The cohort has a new result: written to the socket here and now when it can
+        be, else sent by this subscriber's own task through the transport."""
+        if self.route is None or not self._write_now():
+            self.wake()
+
+    def _write_now(self) -> bool:
+        """Send the cohort's result past the transport's per-message layers, as the
+        task would have sent it, if nothing needs the task: not the first result (the
+        transport checks that one), no send of this operation in flight (which keeps
+        the operation's order and the slow-consumer clock), the token still good and a
+        prepared payload to send. The route refuses when the socket would make it wait."""
+        check = self._check
+        if (
+            self.sent_seq == 0
+            or self.waiting_since is not None
+            or self._failed
+            or self.state is SubscriberState.ENDED
+            or check is None
+            or self.route is None
+        ):
+            return False
+        result = self.cohort.result
+        prepared = frames.prepared(result) if result is not None else None
+        if prepared is None or not prepared.extensions or check(self.viewer) is not None:
+            return False
+        if not self.patches:
+            if not self.route(prepared.payload):
+                return False
+        else:
+            follows = prepared.base is not None and prepared.base == self._sent_serial
+            revision = self._revision + 1 if follows else 1
+            if not self.route(frames.Delivery(prepared, revision).payload()):
+                return False
+            self._revision = revision
+            self._sent_serial = prepared.serial
+        self.sent_seq = self.cohort.seq
+        return True
+
     def settled(self) -> None:
         self._notify()
 
@@ -325,10 +375,9 @@ class Subscriber:
     def caught_up(self) -> bool:
         return self.sent_seq >= self.cohort.seq
 
-    async def results(
-        self, check: Callable[[Viewer], ExecutionResult | None]
-    ) -> AsyncIterator[ExecutionResult]:
+    async def results(self, check: Check) -> AsyncIterator[ExecutionResult]:
         """Newest results until the client completes, or ``check`` ends it (auth)."""
+        self._check = check
         # One wake-up at the token's expiry instead of a timeout on every wait: this loop
         # runs once per delivery per subscriber, the hottest path of a fan-out. On the
         # loop's shared timer, not one each: every idle subscription holds its own.

@@ -19,7 +19,7 @@ from app.domain import TokenEpochs
 from app.errors import INTERNAL, UNAUTHENTICATED, Unauthenticated
 from app.live.batches import Batches, Opener
 from app.live.changes import ChangeBatch
-from app.live.cohort import Cohort, CohortKey, OperationKey, RunOutcome, Subscriber
+from app.live.cohort import Cohort, CohortKey, OperationKey, Route, RunOutcome, Subscriber
 from app.live.connection import Admission, LiveConnection
 from app.live.events import EventFilter, EventHub, EventStream
 from app.live.feed import ChangeFeed
@@ -353,8 +353,11 @@ class LiveEngine:
         viewer: Viewer,
         throttle_ms: int,
         connection: LiveConnection | None,
+        route: Route | None = None,
     ) -> AsyncIterator[ExecutionResult]:
-        """Join (or start) the operation's cohort; raises ``LiveLimitReached``."""
+        """Join (or start) the operation's cohort; raises ``LiveLimitReached``.
+        ``route``, if the transport has one, writes this operation's results straight
+        to its socket when it can (``Subscriber.deliver``)."""
         self.admission.admit(viewer, connection)
         operation = OperationKey(query, _variables_key(variables), operation_name, throttle_ms)
         cohort = self._cohort_for(operation, query, variables, viewer)
@@ -366,6 +369,7 @@ class LiveEngine:
             on_slow=connection.slow if connection is not None else None,
             slow_after_s=self.slow_consumer_timeout_s,
             patches=connection is not None and connection.patches,
+            route=route,
         )
         cohort.add(subscriber)
         self.admission.track(subscriber, connection)

@@ -13,6 +13,7 @@ import logging
 import math
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from contextvars import ContextVar
 from typing import Any, cast
 
 import strawberry
@@ -28,7 +29,7 @@ from app.auth import Probe
 from app.context import Ctx
 from app.errors import RATE_LIMITED, AppError
 from app.errors_format import format_errors
-from app.live.cohort import Cohort
+from app.live.cohort import Cohort, Route
 from app.schema.cached import CachedRun
 from app.schema.directive import LIVE_DIRECTIVE, find_operation, live_request, parse_cached
 from app.schema.documents import parse_document, validation_errors
@@ -37,6 +38,10 @@ from app.schema.limits import ALL_RULES
 from app.uncancelled import uncancelled
 
 log = logging.getLogger(__name__)
+
+# Set by a WebSocket transport around one operation's run, in that operation's task: how
+# its live results may be written straight to the socket (``Subscriber.deliver``).
+ROUTE: ContextVar[Route | None] = ContextVar("live_route", default=None)
 
 READ_YOUR_WRITES_TIMEOUT_S = 5.0
 # Live documents remembered as checked (as many as the parse cache keeps).
@@ -343,6 +348,7 @@ class LiveSchema(strawberry.Schema):
                 viewer=viewer,
                 throttle_ms=throttle,
                 connection=getattr(transport, "live_connection", None),
+                route=ROUTE.get(),
             )
         except AppError as exc:
             # Beyond the live operations allowed per connection or per user.
