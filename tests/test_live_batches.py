@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from app.live.batches import Batches
+from app.schema.executor import LeanExecutor
 from tests.harness import (
     Server,
     WSClient,
@@ -143,6 +144,39 @@ async def test_a_run_that_takes_another_runs_completion_reads_what_it_read(
                 break
             await asyncio.sleep(0.025)
         assert [c.runs - runs[id(c)] for c in cohorts if c.runs == runs[id(c)]] == []
+
+
+async def test_a_page_a_resolver_returned_is_completed_without_graphql_cores_walk(
+    batch_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live re-run walks only its root selection with graphql-core: the connection
+    the root resolver returned, its edges and their authors (loaded first, in one await)
+    are completed plainly, and in a batch once for all the runs that select them alike."""
+    server = batch_server
+    alice = await server.sign_up("alice")
+    channel = await server.channel(alice)
+    for i in range(3):
+        await server.send(alice, channel, f"before {i}")
+    walked: list[str] = []
+    execute_fields = LeanExecutor.execute_fields
+
+    def counting_walks(self: Any, parent_type: Any, *args: Any) -> Any:
+        walked.append(parent_type.name)
+        return execute_fields(self, parent_type, *args)
+
+    async with WSClient.connect(server, alice) as ws:
+        pages = {n: await ws.subscribe(LIVE_PAGE, {"c": channel, "n": n}) for n in SIZES}
+        for op in pages.values():
+            await ws.receive_for(op)
+        monkeypatch.setattr(LeanExecutor, "execute_fields", counting_walks)
+        await server.send(alice, channel, "the change")
+        latest = {n: await _until_new(ws, op) for n, op in pages.items()}
+        monkeypatch.undo()
+    # The write's own root (Mutation) aside, the runs walked their root and nothing else.
+    assert walked.count("Query") >= len(SIZES)
+    assert set(walked) <= {"Query", "Mutation"}, walked
+    for n, data in latest.items():
+        assert data == await server.gql(PLAIN_PAGE, {"c": channel, "n": n}, alice)
 
 
 # -- the batching itself ----------------------------------------------------------------

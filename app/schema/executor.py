@@ -11,7 +11,10 @@ is most of the cost of a page of rows (and a re-run of a live query is mostly th
   to read only its parent or only the context (``app.resolver_marks``: an edge's
   cursor, a generated relationship whose row is loaded), returning a scalar, an enum
   or an object without ``is_type_of``, is read and completed directly; a selection of
-  such fields is completed in one loop (``_complete_plainly``).
+  such fields is completed in one loop (``_complete_plainly``). So is a stored list of
+  such objects (a connection's edges), and an object a resolver returned (a root
+  field's connection), whose fields' loads (the page's authors) come first, in one
+  await: a live re-run walks only its root selection with graphql-core.
 - **Lists read ahead.** A list whose items read a relationship still to load loads it
   for all of them in one await (the resolver's ``PREFETCH``), instead of a coroutine and
   a task per item, then completes them.
@@ -106,6 +109,9 @@ class _Stored(NamedTuple):
     non_null: bool
     # The read is a resolver given an info that carries only ``context``.
     needs_context: bool
+    # A list of objects (a connection's edges): the items' type and whether an item
+    # may be null. ``leaf`` and ``object_type`` are then None.
+    items: tuple[GraphQLObjectType, bool] | None = None
 
 
 Prefetch = Callable[[Any, list[Any]], "Awaitable[Any] | None"]
@@ -138,6 +144,11 @@ def _plan_of(field: GraphQLField) -> _Plan:
         return _Plan(_Stored(read, type_, None, non_null, needs_context), prefetch)
     if is_object_type(type_) and not type_.is_type_of:
         return _Plan(_Stored(read, None, type_, non_null, needs_context), prefetch)
+    if isinstance(type_, GraphQLList):
+        item_type, item_non_null = _plain_object(type_.of_type)
+        if item_type is not None:
+            items = (item_type, not item_non_null)
+            return _Plan(_Stored(read, None, None, non_null, needs_context, items), prefetch)
     return _Plan(None, prefetch)
 
 
@@ -625,6 +636,68 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
 
         return after_loads()
 
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """An object that a resolver returned (a root field's connection) is completed
+        plainly when it can be, and shared across a batch's runs as any other."""
+        ordinary = super().complete_object_value
+        if not self._lean or return_type.is_type_of:
+            return ordinary(return_type, field_details_list, info, path, result, position_context)
+        plain = self._complete_plainly(return_type, field_details_list, result)
+        if plain is not NOT_PLAIN:
+            return plain
+        loading = self._object_loads(return_type, field_details_list, result)
+        if loading is None:
+            return ordinary(return_type, field_details_list, info, path, result, position_context)
+
+        async def after_loads() -> Any:
+            # What its fields read is loaded first (a page's authors), in one await, as
+            # a list's items are; then it completes with its rows at hand.
+            await loading
+            plain = self._complete_plainly(return_type, field_details_list, result)
+            if plain is not NOT_PLAIN:
+                return plain
+            completed = ordinary(
+                return_type, field_details_list, info, path, result, position_context
+            )
+            return await completed if self.is_awaitable(completed) else completed
+
+        return after_loads()
+
+    def _object_loads(
+        self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList, source: Any
+    ) -> asyncio.Future[Any] | None:
+        """The load of what an object's fields read and is not loaded yet (None if
+        nothing is): in a batch, the one another run started for the same object."""
+        key: tuple[Any, ...] | None = None
+        if self._completions is not None:
+            selection = self._selection(object_type, field_details_list)
+            if selection is not None and selection.shape is not None:
+                key = ("loading", selection.shape, id(source))
+                started = self._completions.get(key)
+                if started is not None:
+                    loading: asyncio.Future[Any] = started[0]
+                    return loading
+        try:
+            loads = self._prefetches(object_type, field_details_list, [source], PREFETCH_DEPTH)
+        except Exception:
+            return None  # reading ahead is an optimisation: the fields report their errors
+        pending = [load for load in loads if not (isinstance(load, asyncio.Future) and load.done())]
+        if not pending:
+            return None
+        gathered = asyncio.gather(*pending, return_exceptions=True)
+        if key is not None:
+            assert self._completions is not None
+            self._completions[key] = (gathered, source)
+        return gathered
+
     def _batch_load(
         self,
         return_type: GraphQLList[GraphQLOutputType],
@@ -788,6 +861,8 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
             return NOT_PLAIN
         leaf = plan.leaf
         if leaf is None:
+            if plan.items is not None:
+                return self._plain_items(plan.items, field_details_list, value)
             assert plan.object_type is not None
             return self._complete_plainly(plan.object_type, field_details_list, value)
         try:
@@ -809,12 +884,34 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
             return NOT_PLAIN
         if self.get_stream_usage(field_details_list, path) is not None:
             return NOT_PLAIN
+        return self._items((item_type, not non_null), field_details_list, items)
+
+    def _plain_items(
+        self,
+        items_type: tuple[GraphQLObjectType, bool],
+        field_details_list: FieldDetailsList,
+        value: Any,
+    ) -> Any:
+        """A stored list of objects (a connection's edges), read as a selection's field.
+        A list carrying a directive (``@stream``) is graphql-core's, as is any value
+        other than a list."""
+        if not isinstance(value, list) or any(d.node.directives for d in field_details_list):
+            return NOT_PLAIN
+        return self._items(items_type, field_details_list, value)
+
+    def _items(
+        self,
+        items_type: tuple[GraphQLObjectType, bool],
+        field_details_list: FieldDetailsList,
+        items: list[Any],
+    ) -> Any:
+        item_type, nullable = items_type
 
         def complete() -> Any:
             completed: list[Any] = []
             for item in items:
                 if item is None:
-                    if non_null:
+                    if not nullable:
                         return NOT_PLAIN
                     completed.append(None)
                     continue
@@ -877,6 +974,18 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
                     loads.extend(
                         self._prefetches(plan.stored.object_type, sub_details, children, depth - 1)
                     )
+            elif plan.stored is not None and (items_type := plan.stored.items) is not None:
+                # A stored list (a connection's edges): its items, all lists together.
+                stored = plan.stored
+                children = [
+                    child
+                    for item in items
+                    if isinstance(listed := self._read(stored, item), list)
+                    for child in listed
+                    if child is not None
+                ]
+                if children:
+                    loads.extend(self._prefetches(items_type[0], sub_details, children, depth - 1))
         return loads
 
     def _complete_stored(
