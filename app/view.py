@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -202,7 +203,12 @@ class CheckedTransportWSHandler(BaseGraphQLTransportWSHandler[TransportContext, 
                     await super().run_operation(operation)
             else:
                 # This task's own context: the schema hands the route to a live query.
-                ROUTE.set(self._route(operation))
+                # Held weakly there: a task started from this one (a cohort's, a
+                # background service's) copies the context, and must not keep the
+                # connection alive; the route lives as long as this call and its
+                # subscriber.
+                route = self._route(operation)
+                ROUTE.set(weakref.ref(route) if route is not None else None)
                 await super().run_operation(operation)
         except CLIENT_GONE:
             # The client went away while a result was on its way: nothing to answer,
@@ -230,7 +236,7 @@ class OperationRoute:
     operation's task sends it the usual way) once the operation is over, by the client's
     ``complete`` or by the server, and whenever the socket would make the write wait."""
 
-    __slots__ = ("_handler", "_operation", "_prefix", "_write")
+    __slots__ = ("__weakref__", "_handler", "_operation", "_prefix", "_write")
 
     def __init__(
         self,

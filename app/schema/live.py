@@ -40,8 +40,9 @@ from app.uncancelled import uncancelled
 log = logging.getLogger(__name__)
 
 # Set by a WebSocket transport around one operation's run, in that operation's task: how
-# its live results may be written straight to the socket (``Subscriber.deliver``).
-ROUTE: ContextVar[Route | None] = ContextVar("live_route", default=None)
+# its live results may be written straight to the socket (``Subscriber.deliver``). A
+# weak reference: every task started from that one copies the context.
+ROUTE: ContextVar[weakref.ref[Route] | None] = ContextVar("live_route", default=None)
 
 READ_YOUR_WRITES_TIMEOUT_S = 5.0
 # Live documents remembered as checked (as many as the parse cache keeps).
@@ -348,11 +349,16 @@ class LiveSchema(strawberry.Schema):
                 viewer=viewer,
                 throttle_ms=throttle,
                 connection=getattr(transport, "live_connection", None),
-                route=ROUTE.get(),
+                route=_route(),
             )
         except AppError as exc:
             # Beyond the live operations allowed per connection or per user.
             return _once(_error(exc.message, exc.extensions))
+
+
+def _route() -> Route | None:
+    route = ROUTE.get()
+    return route() if route is not None else None
 
 
 async def _ws_rate_limit(transport: Any) -> ExecutionResult | None:
