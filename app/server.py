@@ -37,7 +37,12 @@ from app.live import changelog
 from app.live.cohort import Cohort
 from app.live.engine import LiveEngine
 from app.live.readset import ReadSet
-from app.memory import full_collections, pin_malloc_thresholds, tune_collector
+from app.memory import (
+    full_collections,
+    idle_collections,
+    pin_malloc_thresholds,
+    tune_collector,
+)
 from app.ratelimit import HttpLimit, RateLimits, rate_limited_response, with_rate_limit_headers
 from app.schema.plain import plain_digest
 from app.services import Services
@@ -242,7 +247,7 @@ def create_app(
             url = public_url or "http://127.0.0.1:8000"
             print(f"\n  GraphiQL:   {url}/graphql\n{sign_in}", flush=True)
         try:
-            async with full_collections():
+            async with full_collections(), idle_collections(services.live.idle):
                 yield
         finally:
             await stop_services(services)

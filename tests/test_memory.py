@@ -8,11 +8,13 @@ import platform
 import subprocess
 import sys
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import pytest
 
-from app.memory import full_collections
+from app.live.batches import Batches
+from app.memory import full_collections, idle_collections
 
 # Run in a fresh process: whether malloc maps a block also depends on the free space its
 # heap holds at that moment (a hole that fits is used first), which this process's tests
@@ -90,3 +92,66 @@ async def test_collections_stop_when_the_block_raises() -> None:
         async with full_collections(every_s=0.05):
             raise RuntimeError("boom")
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "full-collections"]
+
+
+@contextmanager
+def young_collections() -> Iterator[list[int]]:
+    """The generations of the collections made in the block."""
+    made: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            made.append(info["generation"])
+
+    gc.callbacks.append(note)
+    try:
+        yield made
+    finally:
+        gc.callbacks.remove(note)
+
+
+@pytest.mark.usefixtures("no_automatic_collection")
+async def test_a_young_collection_waits_for_the_process_to_be_idle() -> None:
+    """Objects made between bursts are collected while nothing runs, not by the next
+    burst: only once ``idle`` has held for two looks, and only with enough waiting."""
+    busy = True
+    kept = [[i] for i in range(5_000)]  # net new container objects
+    assert gc.get_count()[0] >= 5_000
+    with young_collections() as made:
+        async with idle_collections(lambda: not busy, at=2_000, every_s=0.01):
+            await asyncio.sleep(0.1)
+            assert made == []
+            busy = False
+            async with asyncio.timeout(2):
+                while not made:  # noqa: ASYNC110 - nothing signals a collection
+                    await asyncio.sleep(0.01)
+            assert made == [0]
+            assert gc.get_count()[0] < 2_000
+            # Below the mark, an idle process is left alone.
+            await asyncio.sleep(0.1)
+            assert made == [0]
+    assert len(kept) == 5_000
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "idle-collections"]
+
+
+async def test_live_batches_are_idle_only_with_nothing_waiting_or_running() -> None:
+    release = asyncio.Event()
+
+    @asynccontextmanager
+    async def opened(_group: object) -> AsyncIterator[None]:
+        yield None
+
+    async def job(_shared: object) -> int:
+        await release.wait()
+        return 1
+
+    batches: Batches[int] = Batches(opened, max_size=10)
+    assert batches.idle()
+    run = batches.run("tenant", job)
+    assert not batches.idle()  # waiting for its batch to form
+    await asyncio.sleep(0.01)
+    assert not batches.idle()  # running
+    release.set()
+    assert await run == 1
+    await batches.join()
+    assert batches.idle()

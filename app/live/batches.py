@@ -112,6 +112,10 @@ class Batches(Generic[T]):
                 if not future.done():
                     future.set_exception(exc)
 
+    def idle(self) -> bool:
+        """No run waiting for its batch, and no batch running."""
+        return not self._pending and not self._running
+
     async def join(self) -> None:
         """Wait for every batch started (shutdown: they may be reading the database)."""
         self._flush()

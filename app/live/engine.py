@@ -146,6 +146,10 @@ class LiveEngine:
         if plain is not None:
             self._plain_digest = plain
 
+    def idle(self) -> bool:
+        """No live run is waiting for its batch or running."""
+        return self._batches is None or self._batches.idle()
+
     async def start(self) -> None:
         await self.feed.start()
 
