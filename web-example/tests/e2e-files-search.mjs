@@ -216,6 +216,11 @@ describe('attachments and live search in a real browser', { timeout: 300_000 }, 
     await alice.page.getByTestId('composer-send').click();
     const aliceRow = messageRows(alice.page, body).and(alice.page.locator('[data-status="sent"]'));
     await aliceRow.getByTestId('attachment').nth(1).waitFor();
+    // The composer lets its files go on the mutation's answer, which follows the live
+    // update that shows the message (read-your-writes): wait for it, then check.
+    await alice.page
+      .waitForFunction(() => document.querySelectorAll('[data-testid="upload"]').length === 0, null, { timeout: 5000 })
+      .catch(() => {});
     assert.equal(await alice.page.getByTestId('upload').count(), 0, 'the sent files left the composer');
 
     // Bob, in another browser context, sees both live.
