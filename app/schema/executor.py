@@ -622,7 +622,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
             if plain is not NOT_PLAIN:
                 return plain
             if loading is None:
-                loading = self._load(return_type, field_details_list, result, key)
+                loading = self._load(return_type.of_type, field_details_list, result, key)
         if loading is None:
             return ordinary(return_type, field_details_list, info, path, result, position_context)
 
@@ -680,23 +680,13 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         if self._completions is not None:
             selection = self._selection(object_type, field_details_list)
             if selection is not None and selection.shape is not None:
-                key = ("loading", selection.shape, id(source))
-                started = self._completions.get(key)
+                key = (selection.shape, id(source))
+                started = self._completions.get(("loading", key))
                 if started is not None:
                     loading: asyncio.Future[Any] = started[0]
                     return loading
-        try:
-            loads = self._prefetches(object_type, field_details_list, [source], PREFETCH_DEPTH)
-        except Exception:
-            return None  # reading ahead is an optimisation: the fields report their errors
-        pending = [load for load in loads if not (isinstance(load, asyncio.Future) and load.done())]
-        if not pending:
-            return None
-        gathered = asyncio.gather(*pending, return_exceptions=True)
-        if key is not None:
-            assert self._completions is not None
-            self._completions[key] = (gathered, source)
-        return gathered
+        # The object is read ahead as a list of one item is.
+        return self._load(object_type, field_details_list, [source], key)
 
     def _batch_load(
         self,
@@ -718,7 +708,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def _load(
         self,
-        return_type: GraphQLList[GraphQLOutputType],
+        item_type: GraphQLOutputType,
         field_details_list: FieldDetailsList,
         items: list[Any],
         key: tuple[Any, ...] | None,
@@ -726,7 +716,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         """The load of what the items read and is not loaded yet; None if nothing is.
         Under ``key``, the batch's other runs reading the same items wait for it."""
         try:
-            loads = self._prefetches(return_type.of_type, field_details_list, items, PREFETCH_DEPTH)
+            loads = self._prefetches(item_type, field_details_list, items, PREFETCH_DEPTH)
         except Exception:
             # Reading ahead is an optimisation: the items report their own errors.
             loads = []
