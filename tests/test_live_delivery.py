@@ -6,6 +6,8 @@ make the write wait, a send in flight)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Ope
 from strawberry.types import ExecutionResult
 
 from app.auth import Viewer
+from app.live.cohort import Check
 from app.view import OperationRoute
 from tests.harness import WSClient, make_settings, running_server
 from tests.test_live_patches import ScriptedCohort, ok, page, wire
@@ -56,12 +59,24 @@ async def nothing_yet(pending: asyncio.Future[Any], seconds: float = 0.2) -> boo
     return not done
 
 
-async def test_a_result_after_the_first_is_written_by_the_route_not_the_task() -> None:
+@asynccontextmanager
+async def routed(
+    *, patches: bool = False, check: Check | None = None
+) -> AsyncIterator[tuple[ScriptedCohort, Socket, AsyncIterator[ExecutionResult]]]:
+    """A started cohort whose first result is "a", and one subscriber of it with a
+    route to a ``Socket``: the cohort, the socket and the subscriber's results."""
     script = ScriptedCohort(ok(page("a")))
     socket = Socket()
-    results = script.subscribe(patches=False, route=socket.write)
+    results = script.subscribe(patches=patches, route=socket.write, check=check)
     script.cohort.start()
     try:
+        yield script, socket, results
+    finally:
+        await script.cohort.stop()
+
+
+async def test_a_result_after_the_first_is_written_by_the_route_not_the_task() -> None:
+    async with routed() as (script, socket, results):
         # The first result goes through the transport, which checks a first result.
         assert wire(await anext(results))["data"] == page("a")
         assert socket.written == []
@@ -70,35 +85,23 @@ async def test_a_result_after_the_first_is_written_by_the_route_not_the_task() -
         assert socket.written == [{"data": page("b", "a"), "extensions": {"live": {"version": 2}}}]
         assert await nothing_yet(pending)
         pending.cancel()
-    finally:
-        await script.cohort.stop()
 
 
 async def test_what_the_route_refuses_the_task_sends() -> None:
-    script = ScriptedCohort(ok(page("a")))
-    socket = Socket()
-    results = script.subscribe(patches=False, route=socket.write)
-    script.cohort.start()
-    try:
+    async with routed() as (script, socket, results):
         await anext(results)
         pending = await waiting(results)
         socket.open = False  # the socket would make the write wait
         await script.run(ok(page("b", "a")))
         assert wire(await pending)["data"] == page("b", "a")
         assert socket.written == []
-    finally:
-        await script.cohort.stop()
 
 
 async def test_a_send_in_flight_keeps_the_route_out() -> None:
     """Until the transport has sent a result (and asks for the next), a newer one goes
     through the task too: the operation's messages stay in order, and the slow-consumer
     clock of the send in flight keeps running."""
-    script = ScriptedCohort(ok(page("a")))
-    socket = Socket()
-    results = script.subscribe(patches=False, route=socket.write)
-    script.cohort.start()
-    try:
+    async with routed() as (script, socket, results):
         await anext(results)
         pending = await waiting(results)
         socket.open = False
@@ -109,8 +112,6 @@ async def test_a_send_in_flight_keeps_the_route_out() -> None:
         await script.run(ok(page("c", "b", "a")))
         assert socket.written == []
         assert wire(await anext(results))["data"] == page("c", "b", "a")
-    finally:
-        await script.cohort.stop()
 
 
 async def test_an_ended_token_is_never_written_by_the_route() -> None:
@@ -120,27 +121,17 @@ async def test_an_ended_token_is_never_written_by_the_route() -> None:
     def check(_viewer: Viewer) -> ExecutionResult | None:
         return ending if revoked else None
 
-    script = ScriptedCohort(ok(page("a")))
-    socket = Socket()
-    results = script.subscribe(patches=False, route=socket.write, check=check)
-    script.cohort.start()
-    try:
+    async with routed(check=check) as (script, socket, results):
         await anext(results)
         pending = await waiting(results)
         revoked = True
         await script.run(ok(page("b", "a")))
         assert socket.written == []
         assert await pending is ending
-    finally:
-        await script.cohort.stop()
 
 
 async def test_patches_keep_their_revisions_between_the_route_and_the_task() -> None:
-    script = ScriptedCohort(ok(page("a")))
-    socket = Socket()
-    results = script.subscribe(patches=True, route=socket.write)
-    script.cohort.start()
-    try:
+    async with routed(patches=True) as (script, socket, results):
         assert wire(await anext(results))["revision"] == 1
         pending = await waiting(results)
         await script.run(ok(page("b", "a")))
@@ -152,8 +143,6 @@ async def test_patches_keep_their_revisions_between_the_route_and_the_task() -> 
         third = wire(await pending)
         assert third["revision"] == 3
         assert jsonpatch.apply_patch(page("b", "a"), third["patch"]) == page("c", "b", "a")
-    finally:
-        await script.cohort.stop()
 
 
 class Handler:
