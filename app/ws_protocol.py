@@ -183,18 +183,20 @@ class LeanWSProtocol(WSProtocol):
         """Write a text message at once, if the socket can take it without waiting: open,
         accepted, and not held back by flow control. ``False`` means nothing was
         written, and the caller sends it the ASGI way, which waits or reports."""
-        if (
-            not self.writable.is_set()
-            or self.disconnected
+        if not self.writable.is_set() or not self._open() or self.transport.is_closing():
+            return False
+        self.transport.write(text_frame(text))
+        return True
+
+    def _open(self) -> bool:
+        """Accepted and open, with no close begun: a text frame can be made here."""
+        return not (
+            self.disconnected
             or not self.handshake_complete
             or self.close_sent
             or self.response_started
             or self.conn.state is not ConnectionState.OPEN
-            or self.transport.is_closing()
-        ):
-            return False
-        self.transport.write(text_frame(text))
-        return True
+        )
 
     def receive(self) -> Coroutine[Any, Any, WebSocketEvent]:
         # The inbox's own coroutine, not one more around it: uvicorn's receive takes an
@@ -232,13 +234,7 @@ class LeanWSProtocol(WSProtocol):
         socket closing or closed) goes through uvicorn, which reports it."""
         if not self.writable.is_set():
             await self.writable.wait()
-        if (
-            self.disconnected
-            or not self.handshake_complete
-            or self.close_sent
-            or self.response_started
-            or self.conn.state is not ConnectionState.OPEN
-        ):
+        if not self._open():
             await super().send({"type": "websocket.send", "text": text})
             return
         if not self.transport.is_closing():
