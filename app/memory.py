@@ -25,8 +25,9 @@ import ctypes
 import ctypes.util
 import gc
 import platform
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 # mallopt(3) parameters, and glibc's own defaults for them (before any adjustment).
 M_TRIM_THRESHOLD = -1
@@ -77,12 +78,8 @@ def tune_collector() -> None:
 @asynccontextmanager
 async def full_collections(every_s: float = FULL_COLLECTION_EVERY_S) -> AsyncIterator[None]:
     """A full collection every ``every_s`` while the block runs."""
-    task = asyncio.create_task(_collect_every(every_s), name="full-collections")
-    try:
+    async with _running(_collect_every(every_s), "full-collections"):
         yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def _collect_every(every_s: float) -> None:
@@ -105,7 +102,14 @@ async def idle_collections(
     the next burst's allocations set off: 40-70 ms in the middle of re-running the live
     queries a change touched, the first round after a wave of connections. Made while
     nothing runs, the collection delays no one."""
-    task = asyncio.create_task(_collect_when_idle(idle, at, every_s), name="idle-collections")
+    async with _running(_collect_when_idle(idle, at, every_s), "idle-collections"):
+        yield
+
+
+@asynccontextmanager
+async def _running(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """``work`` in a task of its own while the block runs, stopped when it ends."""
+    task = asyncio.create_task(work, name=name)
     try:
         yield
     finally:
