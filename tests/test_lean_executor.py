@@ -28,6 +28,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.context import Ctx
+from app.resolver_marks import ARGUMENTS_ONLY
 from app.schema.executor import LeanExecutor
 from tests.harness import (
     Server,
@@ -352,6 +353,66 @@ async def test_forked_runs_answer_as_fresh_executions_without_collecting_again(
     for _ in range(3):
         assert _response(await _settled(template.fork(None).execute_operation())) == stock
     assert collected == []
+
+
+# The same holders behind a root call (a resolver that reads only its arguments and
+# context, as the domain's operations are), counting its calls.
+holder_calls: list[str] = []
+RAISING = "a resolver that raises"
+
+
+async def root_holder(info: strawberry.Info, case: str) -> Holder | None:
+    holder_calls.append(case)
+    if case == RAISING:
+        raise ValueError("the resolver failed")
+    return HOLDERS[case]  # type: ignore[return-value]
+
+
+setattr(root_holder, ARGUMENTS_ONLY, True)
+
+
+@strawberry.type
+class RootQuery:
+    holder: Holder | None = strawberry.field(resolver=root_holder)
+
+
+@pytest.mark.parametrize("case", [*HOLDERS, RAISING])
+async def test_a_plain_rerun_answers_as_graphql_core_calling_each_resolver_once(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-run of known root calls answers without graphql-core's walk when every value
+    is plain; anything else (an error, a null where none is allowed, a raising resolver)
+    is graphql-core's answer exactly, given the value resolved already: each run calls
+    the resolver once."""
+    stock = _response(await strawberry.Schema(RootQuery).execute(DOCUMENT, {"case": case}))
+    schema = strawberry.Schema(RootQuery, execution_context_class=LeanExecutor)
+    built = LeanExecutor.build(schema._schema, parse(DOCUMENT), raw_variable_values={"case": case})
+    assert isinstance(built, LeanExecutor)
+    built.share_root_calls()
+    assert built.plain_roots() is None, "the root calls are not known before a run"
+    assert _response(await _settled(built.fork(None).execute_operation())) == stock
+    roots = built.plain_roots()
+    assert roots is not None and [root.name for root in roots] == ["holder"]
+    walked: list[str] = []
+    execute_fields = LeanExecutor.execute_fields
+
+    def counting_walks(self: Any, parent_type: Any, *args: Any) -> Any:
+        walked.append(parent_type.name)
+        return execute_fields(self, parent_type, *args)
+
+    monkeypatch.setattr(LeanExecutor, "execute_fields", counting_walks)
+    for _ in range(2):
+        holder_calls.clear()
+        run = built.fork(None)
+        data = await run.execute_plainly(roots)
+        if data is None:
+            answer = _response(await _settled(run.execute_operation()))
+        else:
+            answer = {"data": data, "errors": []}
+        assert answer == stock
+        assert holder_calls == [case]
+    # Only the plain case skips graphql-core's walk of the root.
+    assert (walked == []) is (case == "plain"), walked
 
 
 class Shadowed:

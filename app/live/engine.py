@@ -21,6 +21,7 @@ from app.live.batches import Batches, Opener
 from app.live.changes import ChangeBatch
 from app.live.cohort import Cohort, CohortKey, OperationKey, Route, RunOutcome, Subscriber
 from app.live.connection import Admission, LiveConnection
+from app.live.encoding import SharedJSON
 from app.live.events import EventFilter, EventHub, EventStream
 from app.live.feed import ChangeFeed
 from app.live.index import InvalidationIndex, touches
@@ -45,11 +46,11 @@ PlainDigest = Callable[[str, dict[str, Any] | None, str | None], bytes | None]
 NARROWED_MEMORY = 10_000
 
 
-def _encoded(result: ExecutionResult) -> tuple[bytes, bytes]:
+def _encoded(result: ExecutionResult, encoder: SharedJSON) -> tuple[bytes, bytes]:
     """What tells a result from the last (its fingerprint), and its data's JSON: the
     data is encoded once, for both and for its prepared payload (``frames.remember``).
     JSON holds no NUL byte, so a result with errors never collides with one without."""
-    data = orjson.dumps(result.data)
+    data = encoder.dumps(result.data)
     if not result.errors:
         return data, data
     return data + b"\0" + orjson.dumps([e.formatted for e in result.errors]), data
@@ -117,6 +118,8 @@ class LiveEngine:
         # No cohort answers a plain query until this version is applied here (a write
         # answered before it was applied here may have touched any of them).
         self._plain_after = 0
+        # The JSON of results' parts that a batch's runs share, made once for all.
+        self._json = SharedJSON()
 
     def stats(self) -> dict[str, int]:
         """Counters for operators and benchmarks: no identities, no query text."""
@@ -206,6 +209,7 @@ class LiveEngine:
     def _on_batch(self, batch: ChangeBatch) -> None:
         # Synchronously, as the batch is applied: once its version is applied here, no
         # cached result that it touches is left to serve.
+        self._json.clear()
         if self.query_cache is not None:
             self.query_cache.evict(batch.changes)
         self.events.dispatch(batch)
@@ -263,7 +267,7 @@ class LiveEngine:
         version = max(started, _live_version(result))
         valid_until = _valid_until(result)
         result.extensions = {**(result.extensions or {}), "live": {"version": version}}
-        fingerprint, data = _encoded(result)
+        fingerprint, data = _encoded(result, self._json)
         return RunOutcome(
             result,
             reads,

@@ -69,6 +69,7 @@ from graphql import (
     GraphQLSchema,
     GraphQLString,
     InlineFragmentNode,
+    OperationType,
     SelectionSetNode,
     Undefined,
     is_leaf_type,
@@ -166,6 +167,26 @@ class _RootCall(NamedTuple):
     kwargs: dict[str, Any]
 
 
+class _Root(NamedTuple):
+    """A root field that a re-run answers without graphql-core's walk: its resolver
+    call, and how its value completes plainly."""
+
+    name: str
+    field: GraphQLField
+    details: FieldDetailsList
+    call: _RootCall
+    # The field's object type, or its list and the list's items (type, nullable); and
+    # whether a null is refused.
+    object_type: GraphQLObjectType | None
+    items: tuple[GraphQLList[Any], tuple[GraphQLObjectType, bool]] | None
+    non_null: bool
+
+
+# A root value a resolver raised (kept for graphql-core to report, not returned).
+class _Raised(NamedTuple):
+    error: Exception
+
+
 class _Selection(NamedTuple):
     """A selection this executor completes itself."""
 
@@ -175,6 +196,11 @@ class _Selection(NamedTuple):
     # document's nodes), when it does not depend on their variables; else None.
     shape: tuple[int, ...] | None
     nodes: tuple[FieldNode, ...]
+
+
+def _static_root(details: FieldDetailsList) -> bool:
+    """A root field that nothing defers and no fragment argument reaches."""
+    return all(d.defer_usage is None and d.fragment_variable_values is None for d in details)
 
 
 def _without_directives(
@@ -202,6 +228,7 @@ def _without_directives(
 
 # What a plain completion returns when graphql-core must complete the value instead.
 NOT_PLAIN: Any = object()
+_UNRESOLVED: Any = object()
 
 
 def _basic_read(definition: Any) -> Callable[[Any, Any], Any] | None:
@@ -364,6 +391,12 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         # Root calls with their arguments converted once (``share_root_calls``), by the
         # root field's node; None where the variables may change (one execution).
         self._root_calls: dict[int, _RootCall | None] | None = None
+        # The operation's root fields as re-runs answer them plainly (``plain_roots``):
+        # None until known, False where they cannot be.
+        self._plain_roots: list[_Root] | bool | None = None
+        # Root values a plain re-run resolved before it gave way to graphql-core, which
+        # takes them instead of calling the resolvers again.
+        self._resolved: dict[int, Any] = {}
 
     # What a fork shares with the executor it was forked from (read-only, or memos of
     # what the document and the variables determine), and what each execution has of
@@ -377,7 +410,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
             "middleware_manager", "error_propagation", "is_awaitable", "is_async_iterable",
             "operation_extensions", "_relevant_sub_fields", "_stream_usages",
             "_initial_execution_plans", "_deferred_execution_plans", "_plans", "_lean",
-            "_selections", "_root_fields", "_root_calls",
+            "_selections", "_root_fields", "_root_calls", "_plain_roots",
         }
     )  # fmt: skip
     OWN_PER_EXECUTION = frozenset(
@@ -385,7 +418,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
             "context_value", "collected_errors", "pending_incremental_futures",
             "background_futures", "async_work_finished_hook_task", "async_helpers",
             "defer_usage_set", "groups", "tasks", "streams", "_context_only", "_item_keys",
-            "_completions",
+            "_completions", "_resolved",
         }
     )  # fmt: skip
 
@@ -414,6 +447,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         run._context_only = _ContextOnly(context_value)
         run._item_keys = {}
         run._completions = getattr(context_value, "shared_completions", None)
+        run._resolved = {}
         return run
 
     def share_root_calls(self) -> None:
@@ -549,10 +583,14 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         return_type = field.type
         info = self.build_resolve_info(field, to_nodes(field_details_list), parent_type, path)
         try:
-            result = call.function(
-                **{call.info_name: call.info_class(_raw_info=info, _field=call.field)},
-                **call.kwargs,
-            )
+            result = self._resolved.pop(id(field_details_list[0].node), _UNRESOLVED)
+            if result is _UNRESOLVED:
+                result = call.function(
+                    **{call.info_name: call.info_class(_raw_info=info, _field=call.field)},
+                    **call.kwargs,
+                )
+            elif isinstance(result, _Raised):
+                raise result.error
             if self.is_awaitable(result):
                 return self.complete_awaitable_value(
                     return_type, field_details_list, info, path, result, position_context
@@ -574,6 +612,112 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
         return completed
+
+    # -- re-runs answered without graphql-core's walk -----------------------------------
+
+    def plain_roots(self) -> list[_Root] | None:
+        """The operation's root fields, if a re-run can answer them plainly: each a
+        root call (``share_root_calls``) returning an object or a list of objects that
+        need no type check. Known once a run has collected the root fields and made
+        their calls (None before, and for any other operation)."""
+        if isinstance(self._plain_roots, list):
+            return self._plain_roots
+        if self._plain_roots is False:
+            return None
+        calls, grouped = self._root_calls, self._root_fields.get(id(self.operation))
+        if calls is None or not self._lean or self.operation.operation != OperationType.QUERY:
+            self._plain_roots = False
+            return None
+        root_type = self.schema.query_type
+        if grouped is None or root_type is None:
+            return None
+        roots: list[_Root] = []
+        for name, details in grouped.items():
+            key = id(details[0].node)
+            if key not in calls:
+                return None  # not called yet: asked again after the next run
+            call = calls[key]
+            field = self.schema.get_field(root_type, details[0].node.name.value)
+            if call is None or field is None or not _static_root(details):
+                self._plain_roots = False
+                return None
+            type_: Any = field.type
+            non_null = isinstance(type_, GraphQLNonNull)
+            if non_null:
+                type_ = type_.of_type
+            object_type, items = _plain_object(type_)[0], None
+            if object_type is None and isinstance(type_, GraphQLList):
+                item_type, item_non_null = _plain_object(type_.of_type)
+                if item_type is not None:
+                    items = (type_, (item_type, not item_non_null))
+            if object_type is None and items is None:
+                self._plain_roots = False
+                return None
+            roots.append(_Root(name, field, details, call, object_type, items, non_null))
+        self._plain_roots = roots
+        return roots
+
+    async def execute_plainly(self, roots: list[_Root]) -> dict[str, Any] | None:
+        """This run's data, each root field resolved and its value completed plainly;
+        None when one is out of the ordinary (an error, a null where none is allowed, a
+        value that is not plain): ``execute_operation`` then answers, as graphql-core
+        does, with the root values resolved here (no resolver is called twice).
+
+        A plain re-run's work is its resolver's and its value's: graphql-core's root
+        walk (collecting the root fields, a resolve info and an awaited completion per
+        field, building the response) was a good part of a short run."""
+        root_type = self.schema.query_type
+        assert root_type is not None
+        data: dict[str, Any] = {}
+        for root in roots:
+            call = root.call
+            path = Path(None, root.name, root_type.name)
+            info = self.build_resolve_info(root.field, to_nodes(root.details), root_type, path)
+            try:
+                value = call.function(
+                    **{call.info_name: call.info_class(_raw_info=info, _field=call.field)},
+                    **call.kwargs,
+                )
+                if self.is_awaitable(value):
+                    value = await value
+            except Exception as error:
+                self._resolved[id(root.details[0].node)] = _Raised(error)
+                return None
+            self._resolved[id(root.details[0].node)] = value
+            completed = await self._plain_root(root, value)
+            if completed is NOT_PLAIN:
+                return None
+            data[root.name] = completed
+        self._resolved.clear()
+        return data
+
+    async def _plain_root(self, root: _Root, value: Any) -> Any:
+        if value is None:
+            return NOT_PLAIN if root.non_null else None
+        if root.items is not None:
+            # As ``complete_list_value`` does: the items' loads first, in one await.
+            list_type, items_type = root.items
+            if not isinstance(value, list):
+                return NOT_PLAIN
+            key, loading = self._batch_load(list_type, root.details, value)
+            if loading is None or loading.done():
+                completed = self._plain_items(items_type, root.details, value)
+                if completed is not NOT_PLAIN or loading is not None:
+                    return completed
+                loading = self._load(items_type[0], root.details, value, key)
+                if loading is None:
+                    return NOT_PLAIN
+            await loading
+            return self._plain_items(items_type, root.details, value)
+        assert root.object_type is not None
+        completed = self._complete_plainly(root.object_type, root.details, value)
+        if completed is not NOT_PLAIN:
+            return completed
+        loading = self._object_loads(root.object_type, root.details, value)
+        if loading is None:
+            return NOT_PLAIN
+        await loading
+        return self._complete_plainly(root.object_type, root.details, value)
 
     def _plan(self, field: GraphQLField) -> _Stored | None:
         return self._full_plan(field).stored

@@ -190,7 +190,9 @@ class LiveSchema(strawberry.Schema):
 
         A cohort's document and variables never change: its operation is built once
         (variables coerced, fragments read) and each run is a fork of it, which also
-        finds the fields that earlier runs collected and planned."""
+        finds the fields that earlier runs collected and planned. Once its root fields
+        are known to be plain root calls, a run answers them without graphql-core's walk
+        (``LeanExecutor.execute_plainly``), which takes over on anything else."""
         template = self._runs.get(cohort)
         if template is None:
             built = LeanExecutor.build(
@@ -208,7 +210,13 @@ class LiveSchema(strawberry.Schema):
             assert isinstance(built, LeanExecutor), "the schema executes with LeanExecutor"
             built.share_root_calls()
             template = self._runs[cohort] = built
-        raw = await await_maybe(template.fork(ctx).execute_operation())
+        roots = template.plain_roots()
+        run = template.fork(ctx)
+        if roots is not None:
+            data = await run.execute_plainly(roots)
+            if data is not None:
+                return ExecutionResult(data=data, errors=None, extensions=None)
+        raw = await await_maybe(run.execute_operation())
         if not isinstance(raw, GraphQLExecutionResult):
             # Incremental delivery (@defer, @stream) is refused, as graphql's execute does.
             raise GraphQLError(INCREMENTAL_REFUSED)

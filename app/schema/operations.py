@@ -9,7 +9,7 @@ import collections.abc
 import inspect
 import types
 import typing
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
 from types import ModuleType
@@ -155,14 +155,9 @@ def map_annotation(annotation: Any) -> Any:
     return annotation
 
 
-async def _run(
-    ctx: Ctx, operation: Operation, call: Callable[[Tx | None], Awaitable[Any]], *, needs_tx: bool
-) -> Any:
+def _admit(ctx: Ctx, operation: Operation) -> None:
     if not operation.public:
         ctx.require_viewer()
-    if needs_tx:
-        return await ctx.transact(call)
-    return await call(None)
 
 
 def argument_docs(fn: Callable[..., Any]) -> dict[str, str]:
@@ -273,20 +268,23 @@ def resolver_field(fn: Callable[..., Any]) -> StrawberryField:
         ctx = _context(info, sig.ctx_type, fn)
         for name, declared in inputs.items():
             kwargs[name] = validate_input(declared, kwargs[name], camel(name))
-
-        async def call(tx: Tx | None) -> Any:
-            if tx_name is not None:
-                kwargs[tx_name] = tx
+        _admit(ctx, operation)
+        if tx_name is None:
+            # A read is awaited directly: a live re-run's every resumption passes
+            # through each coroutine between the loop and its loads.
             return await fn(**{ctx_name: ctx}, **kwargs)
 
-        return await _run(ctx, operation, call, needs_tx=tx_name is not None)
+        async def call(tx: Tx) -> Any:
+            kwargs[tx_name] = tx
+            return await fn(**{ctx_name: ctx}, **kwargs)
+
+        return await ctx.transact(call)
 
     async def subscribe(info: strawberry.Info, **kwargs: Any) -> AsyncIterator[Any]:
         ctx = _context(info, sig.ctx_type, fn)
         for name, declared in inputs.items():
             kwargs[name] = validate_input(declared, kwargs[name], camel(name))
-        if not operation.public:
-            ctx.require_viewer()
+        _admit(ctx, operation)
         release = (
             ctx.services.live.admission.hold(ctx.viewer, ctx.live_connection)
             if ctx.viewer is not None
