@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 
-from app.live.batches import Batches
+from app.dataloaders.loaders import LoaderSet
+from app.live.batches import LEAD_ALONE_S, Batches
 from app.schema.executor import LeanExecutor
+from app.schema.models.message import Message
+from app.shared_reads import SharedReads
 from tests.harness import (
     Server,
     WSClient,
@@ -188,6 +191,52 @@ async def test_a_rerun_answers_its_root_calls_without_graphql_cores_walk(
     assert mine_latest == await server.gql(PLAIN_MINE, {"c": channel}, alice)
 
 
+async def test_a_page_within_one_read_is_made_at_once_from_its_rows(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A batch's runs ask one list at many sizes: a page that a page already read holds
+    (a prefix of it, or any page once the whole list was read) is made from its rows at
+    once, without a statement; a larger page than was read, with more rows after it,
+    is read."""
+    async with running_server(make_settings(database_url, tmp_path)) as server:
+        alice = await server.sign_up("alice")
+        channel = await server.channel(alice)
+        for i in range(4):
+            await server.send(alice, channel, f"m{i}")
+        viewer = server.services.tokens.decode(alice.token)
+        shared = SharedReads(server.services.db, viewer.workspace_id)
+        statements: list[Any] = []
+
+        async def counting(statement: Any, params: Any = None) -> Any:
+            statements.append(statement)
+            return await shared.rows(statement, params)
+
+        pages = LoaderSet(counting).page_by(Message, "channel_id")
+        key = int(channel)
+
+        async def page(first: int) -> tuple[list[str], bool]:
+            connection = await pages.load((key, first, None))
+            return [e.node.body for e in connection.edges], connection.page_info.has_next_page
+
+        try:
+            assert await page(2) == (["m3", "m2"], True)
+            assert len(statements) == 1
+            assert pages.load((key, 1, None)).done(), "a prefix of the page read"
+            assert await page(1) == (["m3"], True)
+            assert await page(2) == (["m3", "m2"], True)
+            assert len(statements) == 1
+            # More rows follow what was read: a larger page is read.
+            assert await page(10) == (["m3", "m2", "m1", "m0"], False)
+            assert len(statements) == 2
+            # The whole list is read: every page at least as large is that one page.
+            larger = pages.load((key, 50, None))
+            assert larger.done() and larger.result() is await pages.load((key, 10, None))
+            assert await page(3) == (["m3", "m2", "m1"], True)
+            assert len(statements) == 2
+        finally:
+            await shared.close()
+
+
 # -- the batching itself ----------------------------------------------------------------
 
 
@@ -264,6 +313,39 @@ async def test_a_runs_outcome_is_its_own_as_soon_as_it_is_done() -> None:
     assert await waiting == "shared:1/slow"
     await batches.join()
     assert (batches.batches, opened.closed) == (1, 1)
+
+
+async def test_a_batchs_first_run_goes_alone_and_the_others_after_it() -> None:
+    """What the first run reads, the others find read: they start once it is done, or
+    once ``LEAD_ALONE_S`` has passed while it goes on."""
+    batches: Batches[str] = Batches(Opened(), max_size=10)
+    events: list[str] = []
+
+    def job(name: str, steps: int) -> Any:
+        async def run(shared: Any) -> str:
+            events.append(f"start {name}")
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            events.append(f"end {name}")
+            return name
+
+        return run
+
+    done = [batches.run(1, job(name, 3)) for name in "abc"]
+    assert await asyncio.gather(*done) == ["a", "b", "c"]
+    assert events[:2] == ["start a", "end a"]
+    assert sorted(events[2:]) == ["end b", "end c", "start b", "start c"]
+
+    events.clear()
+    loop = asyncio.get_running_loop()
+    slow = batches.run(1, job("slow", 10**9))
+    quick = batches.run(1, job("quick", 1))
+    started = loop.time()
+    assert await asyncio.wait_for(quick, 5) == "quick"
+    assert loop.time() - started < LEAD_ALONE_S + 1.0
+    assert events[:2] == ["start slow", "start quick"] and not slow.done()
+    slow.cancel()
+    await batches.join()
 
 
 async def test_at_most_max_running_batches_run_at_once_the_others_in_order() -> None:

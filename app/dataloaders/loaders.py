@@ -146,7 +146,7 @@ class LoaderSet:
         loader = self._pages.get((model, column))
         if loader is None:
             require_tracked(model, column)
-            loader = DataLoader(load_fn=_page_batch(model, column, self._fetch))
+            loader = PageLoader(model, column, self._fetch)
             self._pages[(model, column)] = loader
         return loader
 
@@ -301,8 +301,69 @@ def _unique_batch(
     return load
 
 
+class _ReadPage:
+    """The rows one statement read of a parent's list (after one cursor): the first
+    ``first + 1``, and their edges. Every page of that list and cursor up to ``first``
+    rows is their prefix, and so is every page once the whole list was read."""
+
+    __slots__ = ("edges", "first", "rows", "whole")
+
+    def __init__(self, model: type[SQLModel], rows: list[Any], first: int) -> None:
+        self.rows = rows
+        self.first = first
+        self.edges = pagination.build_edges(model, rows)
+        # The one page of every size at least the list's.
+        self.whole: Connection[Any] | None = None
+
+    def holds(self, first: int) -> bool:
+        return first <= self.first or len(self.rows) <= self.first
+
+    def page(self, model: type[SQLModel], first: int) -> Connection[Any] | None:
+        """The page of ``first`` rows, or None when these rows do not hold it."""
+        if not self.holds(first):
+            return None
+        if first < len(self.rows):
+            return pagination.build_connection(model, self.rows[: first + 1], first, self.edges)
+        if self.whole is None:
+            self.whole = pagination.build_connection(model, self.rows, first, self.edges)
+        return self.whole
+
+
+# What a snapshot's page loader has read: by (parent, cursor).
+ReadPages = dict[tuple[Any, str | None], _ReadPage]
+
+
+class PageLoader(DataLoader[PageKey, Connection[Any]]):
+    """Pages of children by parent. A page that one already read holds (a smaller page
+    of the same list and cursor, or any once the whole list was read) is made from its
+    rows at once, without a statement or a wait: the runs of a live batch ask the same
+    list at many sizes, and those after the first find it read."""
+
+    def __init__(
+        self, model: type[SQLModel], column_name: str, fetch: Callable[[], Fetch | None]
+    ) -> None:
+        self._model = model
+        self._read: ReadPages = {}
+        super().__init__(load_fn=_page_batch(model, column_name, fetch, self._read))
+
+    def load(self, key: PageKey) -> Awaitable[Connection[Any]]:
+        parent, first, after = key
+        read = self._read.get((parent, after))
+        if read is not None and self.cache and self.cache_map.get(key) is None:
+            page = read.page(self._model, first)
+            if page is not None:
+                future: asyncio.Future[Connection[Any]] = self.loop.create_future()
+                future.set_result(page)
+                self.cache_map.set(key, future)
+                return future
+        return super().load(key)
+
+
 def _page_batch(
-    model: type[SQLModel], column_name: str, fetch: Callable[[], Fetch | None]
+    model: type[SQLModel],
+    column_name: str,
+    fetch: Callable[[], Fetch | None],
+    read_pages: ReadPages,
 ) -> Callable[[list[PageKey]], Awaitable[list[Connection[Any]]]]:
     async def load(keys: list[PageKey]) -> list[Connection[Any]]:
         # One statement per cursor, not per page size: the largest page of each parent
@@ -312,31 +373,24 @@ def _page_batch(
         for parent, first, after in keys:
             sizes = largest[after]
             sizes[parent] = max(first, sizes.get(parent, 0))
-        pages: dict[PageKey, Connection[Any]] = {}
         for after, sizes in largest.items():
-            parents = list(sizes)
-            statement, params = _children(model, column_name, parents, max(sizes.values()), after)
+            parents, most = list(sizes), max(sizes.values())
+            statement, params = _children(model, column_name, parents, most, after)
             rows = await _alive(fetch)(statement, params)
             by_parent: dict[Any, list[Any]] = defaultdict(list)
             for row in rows:
                 by_parent[getattr(row, column_name)].append(row)
-            edges: dict[Any, list[pagination.Edge[Any]]] = {}
-            # Pages at least as large as the list are one and the same page.
-            whole: dict[Any, Connection[Any]] = {}
-            for parent, first, key_after in keys:
-                if key_after != after:
-                    continue
-                rows = by_parent[parent]
-                if parent not in edges:
-                    edges[parent] = pagination.build_edges(model, rows)
-                if first >= len(rows) and parent in whole:
-                    pages[(parent, first, after)] = whole[parent]
-                    continue
-                page = pagination.build_connection(model, rows[: first + 1], first, edges[parent])
-                pages[(parent, first, after)] = page
-                if first >= len(rows):
-                    whole[parent] = page
-        return [pages[key] for key in keys]
+            for parent in parents:
+                known = read_pages.get((parent, after))
+                # Pages already made from what was read before stay the ones given.
+                if known is None or not known.holds(most):
+                    read_pages[(parent, after)] = _ReadPage(model, by_parent[parent], most)
+        pages: list[Connection[Any]] = []
+        for parent, first, after in keys:
+            page = read_pages[(parent, after)].page(model, first)
+            assert page is not None, "the statement read the largest page of each parent"
+            pages.append(page)
+        return pages
 
     return load
 

@@ -8,6 +8,13 @@ one statement per loader and nesting level instead of N, the way Hasura multiple
 live queries. Everything per cohort stays per cohort: its viewer, read set, result and
 version are its run's own.
 
+A batch's first run goes alone, and the others once it is done (or ``LEAD_ALONE_S``
+has passed): what it read (a list
+at its page size, its rows' authors) is in the batch's loaders, and a run that reads
+nothing more (the same list at another size is the prefix of a page read, see
+``PageLoader``) runs to its end in one step instead of waiting for each statement with
+the others. Those that do read more still read it together.
+
 Bounds: a batch holds at most ``max_size`` runs (a larger group is split); a run waits
 at most one turn of the event loop for its batch to be formed, and at most
 ``max_running`` batches run at once, the others after them in order. Each run's outcome
@@ -36,6 +43,9 @@ Pending = list[tuple[Job[T], "asyncio.Future[T]"]]
 # clients read them meanwhile), and a batch waiting on the database leaves the loop to
 # another.
 MAX_RUNNING = 2
+# How long a batch's first run goes alone at most: a run reads in a few statements, and
+# a slow one (a large page, a busy database) must not hold up the others for long.
+LEAD_ALONE_S = 0.01
 
 
 class Batches(Generic[T]):
@@ -90,21 +100,26 @@ class Batches(Generic[T]):
         self.runs += len(batch)
         try:
             async with self._open(group) as shared:
-                runs = [asyncio.ensure_future(job(shared)) for job, _ in batch]
-                for (_, future), run in zip(batch, runs, strict=True):
-                    # A cohort that stops waiting cancels its own run, not the batch.
-                    future.add_done_callback(functools.partial(_cancel_if_cancelled, run))
-                    # Each run's outcome is its cohort's as soon as it is done: its
-                    # results go out while the batch's other runs finish.
-                    run.add_done_callback(functools.partial(_settle, future))
+                runs: list[asyncio.Future[T]] = []
                 try:
-                    await asyncio.wait(runs)
+                    for job, future in batch:
+                        if future.done():  # its cohort stopped waiting meanwhile
+                            continue
+                        runs.append(_started(job, future, shared))
+                        if len(runs) == 1 and len(batch) > 1:
+                            # The first run alone: what it reads (a page at its size, its
+                            # rows' authors) the others find read, and most of them then
+                            # run to their end without waiting for a statement at all.
+                            await asyncio.wait(runs, timeout=LEAD_ALONE_S)
+                    if runs:
+                        await asyncio.wait(runs)
                 except asyncio.CancelledError:
                     # The batch itself is stopped: its runs stop with it, before what
                     # they read from is closed.
                     for run in runs:
                         run.cancel()
-                    await asyncio.wait(runs)
+                    if runs:
+                        await asyncio.wait(runs)
                     raise
         except Exception as exc:  # opening or closing the shared resource failed
             log.warning("a live batch failed", exc_info=True)
@@ -121,6 +136,16 @@ class Batches(Generic[T]):
         self._flush()
         while self._running:
             await asyncio.gather(*list(self._running), return_exceptions=True)
+
+
+def _started(job: Job[T], future: asyncio.Future[T], shared: Any) -> asyncio.Future[T]:
+    run = asyncio.ensure_future(job(shared))
+    # A cohort that stops waiting cancels its own run, not the batch.
+    future.add_done_callback(functools.partial(_cancel_if_cancelled, run))
+    # Each run's outcome is its cohort's as soon as it is done: its results go out
+    # while the batch's other runs finish.
+    run.add_done_callback(functools.partial(_settle, future))
+    return run
 
 
 def _cancel_if_cancelled(run: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:

@@ -31,6 +31,10 @@ is most of the cost of a page of rows (and a re-run of a live query is mostly th
 - **Root calls.** A fork calls an operation's resolver (``ARGUMENTS_ONLY``) with the
   arguments Strawberry converted for the first run, past Strawberry's per-call wrapper,
   which for such a resolver only converts them again.
+- **Plain re-runs.** Once a fork family's root fields are known to be such calls, each
+  returning an object or a list of objects, a run calls them and completes their values
+  plainly without graphql-core's root walk at all (``execute_plainly``); on anything
+  out of the ordinary graphql-core answers, given the values already resolved.
 
 A stored field read by Strawberry's basic resolver is read from the instance's own dict
 where ``getattr`` would answer that very entry (a loaded column, behind SQLAlchemy's
