@@ -43,9 +43,11 @@ Pending = list[tuple[Job[T], "asyncio.Future[T]"]]
 # clients read them meanwhile), and a batch waiting on the database leaves the loop to
 # another.
 MAX_RUNNING = 2
-# How long a batch's first run goes alone at most: a run reads in a few statements, and
-# a slow one (a large page, a busy database) must not hold up the others for long.
-LEAD_ALONE_S = 0.01
+# How long a batch's first run goes alone at most. A run reads in a few statements, but
+# each of its steps waits behind the steps of the batch running beside it (a hundred
+# runs' worth, some 15 ms): at 10 ms a third of the first runs were cut short. A slow
+# one (a large page, a busy database) must still not hold up the others for long.
+LEAD_ALONE_S = 0.05
 
 
 class Batches(Generic[T]):
@@ -100,26 +102,25 @@ class Batches(Generic[T]):
         self.runs += len(batch)
         try:
             async with self._open(group) as shared:
-                runs: list[asyncio.Future[T]] = []
+                runs: _Runs[T] = _Runs(shared)
                 try:
                     for job, future in batch:
                         if future.done():  # its cohort stopped waiting meanwhile
                             continue
-                        runs.append(_started(job, future, shared))
-                        if len(runs) == 1 and len(batch) > 1:
+                        runs.start(job, future)
+                        if len(runs.tasks) == 1 and len(batch) > 1:
                             # The first run alone: what it reads (a page at its size, its
                             # rows' authors) the others find read, and most of them then
                             # run to their end without waiting for a statement at all.
-                            await asyncio.wait(runs, timeout=LEAD_ALONE_S)
-                    if runs:
-                        await asyncio.wait(runs)
+                            await asyncio.wait(runs.tasks, timeout=LEAD_ALONE_S)
+                    await runs.ended()
                 except asyncio.CancelledError:
                     # The batch itself is stopped: its runs stop with it, before what
                     # they read from is closed.
-                    for run in runs:
+                    for run in runs.tasks:
                         run.cancel()
-                    if runs:
-                        await asyncio.wait(runs)
+                    if runs.tasks:
+                        await asyncio.wait(runs.tasks)
                     raise
         except Exception as exc:  # opening or closing the shared resource failed
             log.warning("a live batch failed", exc_info=True)
@@ -138,14 +139,44 @@ class Batches(Generic[T]):
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
 
-def _started(job: Job[T], future: asyncio.Future[T], shared: Any) -> asyncio.Future[T]:
-    run = asyncio.ensure_future(job(shared))
-    # A cohort that stops waiting cancels its own run, not the batch.
-    future.add_done_callback(functools.partial(_cancel_if_cancelled, run))
-    # Each run's outcome is its cohort's as soon as it is done: its results go out
-    # while the batch's other runs finish.
-    run.add_done_callback(functools.partial(_settle, future))
-    return run
+class _Runs(Generic[T]):
+    """A batch's runs: each settles its cohort's future as soon as it ends, and the
+    batch waits for the last (one wake-up for the batch, not one per run)."""
+
+    def __init__(self, shared: Any) -> None:
+        self._shared = shared
+        self.tasks: list[asyncio.Future[T]] = []
+        self._left = 0
+        self._all_ended: asyncio.Future[None] | None = None
+
+    def start(self, job: Job[T], future: asyncio.Future[T]) -> None:
+        run = asyncio.ensure_future(job(self._shared))
+        # A cohort that stops waiting cancels its own run, not the batch.
+        cancel = functools.partial(_cancel_if_cancelled, run)
+        future.add_done_callback(cancel)
+        run.add_done_callback(functools.partial(self._ended, future, cancel))
+        self.tasks.append(run)
+        self._left += 1
+
+    def _ended(
+        self,
+        future: asyncio.Future[T],
+        cancel: Callable[[asyncio.Future[T]], None],
+        run: asyncio.Future[T],
+    ) -> None:
+        # Settled here, the future's own callback would only be one more to call.
+        future.remove_done_callback(cancel)
+        # Its outcome is its cohort's now: its results go out while the others finish.
+        _settle(future, run)
+        self._left -= 1
+        if not self._left and self._all_ended is not None and not self._all_ended.done():
+            self._all_ended.set_result(None)
+
+    async def ended(self) -> None:
+        """Once every run started has ended."""
+        if self._left:
+            self._all_ended = asyncio.get_running_loop().create_future()
+            await self._all_ended
 
 
 def _cancel_if_cancelled(run: asyncio.Future[Any], future: asyncio.Future[Any]) -> None:
