@@ -148,7 +148,9 @@ class Settings:
     link_preview_max_bytes: int = 256 * 1024
     event_queue_max: int = 1000
     # Cohorts re-run together per tenant when one change invalidates them (app.live.batches).
-    live_batch_max: int = 100
+    # Each batch opens a snapshot and its first run reads alone before the others: at
+    # 1,000 cohorts, batches of 500 took a fifth fewer instructions than batches of 100.
+    live_batch_max: int = 500
     typing_ttl_s: float = 5.0
     rate_limit_typing: str = "60/minute"
     presence_ttl_s: float = 45.0
@@ -223,7 +225,7 @@ class Settings:
             link_preview_timeout_s=_float("LINK_PREVIEW_TIMEOUT_S", 5.0),
             link_preview_max_bytes=_int("LINK_PREVIEW_MAX_BYTES", 256 * 1024),
             event_queue_max=_int("EVENT_QUEUE_MAX", 1000),
-            live_batch_max=max(1, _int("LIVE_BATCH_MAX", 100)),
+            live_batch_max=max(1, _int("LIVE_BATCH_MAX", 500)),
             typing_ttl_s=_float("TYPING_TTL_S", 5.0),
             rate_limit_typing=os.environ.get("RATE_LIMIT_TYPING", "60/minute"),
             presence_ttl_s=_float("PRESENCE_TTL_S", 45.0),

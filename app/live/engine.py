@@ -79,7 +79,7 @@ class LiveEngine:
         max_per_connection: int = 100,
         max_per_user: int = 500,
         event_queue_max: int = 1000,
-        batch_max: int = 100,
+        batch_max: int = 500,
         query_cache_max_bytes: int | None = None,
     ) -> None:
         self.feed = ChangeFeed(
