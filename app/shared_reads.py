@@ -36,7 +36,7 @@ class SharedReads:
         # One AsyncSession cannot run two statements at once; executions take turns.
         self._lock = asyncio.Lock()
         self._version: int | None = None
-        self.loaders = LoaderSet(self.rows)
+        self.loaders = LoaderSet(self.rows, pages_from_reads=True)
         # Completed parts of results that depend only on this snapshot, by what they
         # complete: filled and reused by the executions (``app.schema.executor``).
         self.completions: dict[Any, Any] = {}
@@ -76,7 +76,7 @@ class SharedReads:
         return await changelog.current_version(await session.connection())
 
     async def close(self) -> None:
-        self.loaders = LoaderSet(self.rows)
+        self.loaders = LoaderSet(self.rows, pages_from_reads=True)
         self.completions = {}
         if self._session is not None:
             session, self._session = self._session, None

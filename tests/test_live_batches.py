@@ -194,10 +194,10 @@ async def test_a_rerun_answers_its_root_calls_without_graphql_cores_walk(
 async def test_a_page_within_one_read_is_made_at_once_from_its_rows(
     database_url: str, tmp_path: Path
 ) -> None:
-    """A batch's runs ask one list at many sizes: a page that a page already read holds
-    (a prefix of it, or any page once the whole list was read) is made from its rows at
-    once, without a statement; a larger page than was read, with more rows after it,
-    is read."""
+    """A batch's runs ask one list at many sizes: in its snapshot, a page that a page
+    already read holds (a prefix of it, or any page once the whole list was read) is
+    made from its rows at once, without a statement; a larger page than was read, with
+    more rows after it, is read."""
     async with running_server(make_settings(database_url, tmp_path)) as server:
         alice = await server.sign_up("alice")
         channel = await server.channel(alice)
@@ -211,7 +211,7 @@ async def test_a_page_within_one_read_is_made_at_once_from_its_rows(
             statements.append(statement)
             return await shared.rows(statement, params)
 
-        pages = LoaderSet(counting).page_by(Message, "channel_id")
+        pages = LoaderSet(counting, pages_from_reads=True).page_by(Message, "channel_id")
         key = int(channel)
 
         async def page(first: int) -> tuple[list[str], bool]:
@@ -233,6 +233,12 @@ async def test_a_page_within_one_read_is_made_at_once_from_its_rows(
             assert larger.done() and larger.result() is await pages.load((key, 10, None))
             assert await page(3) == (["m3", "m2", "m1"], True)
             assert len(statements) == 2
+            # Loaders that a transaction may write between (an execution's own) read
+            # each page afresh.
+            pages = LoaderSet(counting).page_by(Message, "channel_id")
+            assert await page(2) == (["m3", "m2"], True)
+            assert await page(1) == (["m3"], True)
+            assert len(statements) == 4
         finally:
             await shared.close()
 

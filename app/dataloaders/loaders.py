@@ -128,8 +128,12 @@ class LoaderSet:
     A set records nothing itself: each execution records what it asked for (``Loaders``).
     """
 
-    def __init__(self, fetch: Fetch) -> None:
+    def __init__(self, fetch: Fetch, *, pages_from_reads: bool = False) -> None:
+        """``pages_from_reads``: a page that one already read holds is made from its
+        rows (``PageLoader``); for a snapshot that nothing writes to (a live batch's),
+        where a page read later could not differ."""
         self._fetch = _weakly(fetch)
+        self._pages_from_reads = pages_from_reads
         self._by_pk: dict[type[SQLModel], DataLoader[Any, Any]] = {}
         self._pages: dict[tuple[type[SQLModel], str], DataLoader[PageKey, Connection[Any]]] = {}
         self._children: dict[tuple[type[SQLModel], str], DataLoader[Any, list[Any]]] = {}
@@ -146,7 +150,11 @@ class LoaderSet:
         loader = self._pages.get((model, column))
         if loader is None:
             require_tracked(model, column)
-            loader = PageLoader(model, column, self._fetch)
+            loader = (
+                PageLoader(model, column, self._fetch)
+                if self._pages_from_reads
+                else DataLoader(load_fn=_page_batch(model, column, self._fetch))
+            )
             self._pages[(model, column)] = loader
         return loader
 
@@ -363,9 +371,14 @@ def _page_batch(
     model: type[SQLModel],
     column_name: str,
     fetch: Callable[[], Fetch | None],
-    read_pages: ReadPages,
+    kept: ReadPages | None = None,
 ) -> Callable[[list[PageKey]], Awaitable[list[Connection[Any]]]]:
+    """The pages of a batch of keys. What is read is kept in ``kept`` when given (a
+    ``PageLoader``'s, whose snapshot nothing writes to); otherwise each batch reads
+    afresh (a transaction may have written since the last)."""
+
     async def load(keys: list[PageKey]) -> list[Connection[Any]]:
+        read_pages: ReadPages = kept if kept is not None else {}
         # One statement per cursor, not per page size: the largest page of each parent
         # is read once and the smaller ones are its prefixes (live runs of a batch ask
         # the same list at many sizes).
