@@ -415,6 +415,21 @@ async def test_a_plain_rerun_answers_as_graphql_core_calling_each_resolver_once(
     assert (walked == []) is (case == "plain"), walked
 
 
+async def test_a_root_typename_leaves_the_rerun_to_graphql_core() -> None:
+    """``__typename`` beside a root call is graphql-core's to answer: the operation is
+    known not to be plain once, not asked again on every run."""
+    document = '{ __typename holder(case: "plain") { strict } }'
+    stock = _response(await strawberry.Schema(RootQuery).execute(document))
+    schema = strawberry.Schema(RootQuery, execution_context_class=LeanExecutor)
+    built = LeanExecutor.build(schema._schema, parse(document))
+    assert isinstance(built, LeanExecutor)
+    built.share_root_calls()
+    for _ in range(2):
+        assert _response(await _settled(built.fork(None).execute_operation())) == stock
+        assert built.plain_roots() is None
+    assert built._plain_roots is False
+
+
 class Shadowed:
     """A value behind a property, with a stale entry of the same name in the instance
     dict: ``getattr`` answers the property, and so must the lean executor."""

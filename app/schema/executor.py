@@ -638,6 +638,9 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         roots: list[_Root] = []
         for name, details in grouped.items():
             key = id(details[0].node)
+            if details[0].node.name.value == "__typename":
+                self._plain_roots = False  # answered by graphql-core, never called
+                return None
             if key not in calls:
                 return None  # not called yet: asked again after the next run
             call = calls[key]
