@@ -9,11 +9,10 @@ live queries. Everything per cohort stays per cohort: its viewer, read set, resu
 version are its run's own.
 
 A batch's first run goes alone, and the others once it is done (or ``LEAD_ALONE_S``
-has passed): what it read (a list
-at its page size, its rows' authors) is in the batch's loaders, and a run that reads
-nothing more (the same list at another size is the prefix of a page read, see
-``PageLoader``) runs to its end in one step instead of waiting for each statement with
-the others. Those that do read more still read it together.
+has passed): what it read (a list at its page size, its rows' authors) is in the batch's
+loaders, and a run that reads nothing more (the same list at another size is the prefix
+of a page read, see ``PageLoader``) runs to its end in one step instead of waiting for
+each statement with the others. Those that do read more still read it together.
 
 Bounds: a batch holds at most ``max_size`` runs (a larger group is split); a run waits
 at most one turn of the event loop for its batch to be formed, and at most
