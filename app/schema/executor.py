@@ -170,6 +170,12 @@ class _RootCall(NamedTuple):
     info_name: str
     kwargs: dict[str, Any]
 
+    def __call__(self, info: GraphQLResolveInfo[Any]) -> Any:
+        """The resolver called as Strawberry's wrapper would call it."""
+        return self.function(
+            **{self.info_name: self.info_class(_raw_info=info, _field=self.field)}, **self.kwargs
+        )
+
 
 class _Root(NamedTuple):
     """A root field that a re-run answers without graphql-core's walk: its resolver
@@ -202,8 +208,8 @@ class _Selection(NamedTuple):
     nodes: tuple[FieldNode, ...]
 
 
-def _static_root(details: FieldDetailsList) -> bool:
-    """A root field that nothing defers and no fragment argument reaches."""
+def _undeferred(details: FieldDetailsList) -> bool:
+    """Fields that nothing defers and no fragment argument reaches."""
     return all(d.defer_usage is None and d.fragment_variable_values is None for d in details)
 
 
@@ -233,6 +239,9 @@ def _without_directives(
 # What a plain completion returns when graphql-core must complete the value instead.
 NOT_PLAIN: Any = object()
 _UNRESOLVED: Any = object()
+# A value completed plainly now; or NOT_PLAIN and the load of what it reads, after which
+# to try again (None: no load would help, and graphql-core completes it).
+Attempt = tuple[Any, "asyncio.Future[Any] | None"]
 
 
 def _basic_read(definition: Any) -> Callable[[Any, Any], Any] | None:
@@ -589,10 +598,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         try:
             result = self._resolved.pop(id(field_details_list[0].node), _UNRESOLVED)
             if result is _UNRESOLVED:
-                result = call.function(
-                    **{call.info_name: call.info_class(_raw_info=info, _field=call.field)},
-                    **call.kwargs,
-                )
+                result = call(info)
             elif isinstance(result, _Raised):
                 raise result.error
             if self.is_awaitable(result):
@@ -645,7 +651,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
                 return None  # not called yet: asked again after the next run
             call = calls[key]
             field = self.schema.get_field(root_type, details[0].node.name.value)
-            if call is None or field is None or not _static_root(details):
+            if call is None or field is None or not _undeferred(details):
                 self._plain_roots = False
                 return None
             type_: Any = field.type
@@ -677,14 +683,10 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         assert root_type is not None
         data: dict[str, Any] = {}
         for root in roots:
-            call = root.call
             path = Path(None, root.name, root_type.name)
             info = self.build_resolve_info(root.field, to_nodes(root.details), root_type, path)
             try:
-                value = call.function(
-                    **{call.info_name: call.info_class(_raw_info=info, _field=call.field)},
-                    **call.kwargs,
-                )
+                value = root.call(info)
                 if self.is_awaitable(value):
                     value = await value
             except Exception as error:
@@ -702,27 +704,22 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         if value is None:
             return NOT_PLAIN if root.non_null else None
         if root.items is not None:
-            # As ``complete_list_value`` does: the items' loads first, in one await.
             list_type, items_type = root.items
             if not isinstance(value, list):
                 return NOT_PLAIN
-            key, loading = self._batch_load(list_type, root.details, value)
-            if loading is None or loading.done():
-                completed = self._plain_items(items_type, root.details, value)
-                if completed is not NOT_PLAIN or loading is not None:
-                    return completed
-                loading = self._load(items_type[0], root.details, value, key)
-                if loading is None:
-                    return NOT_PLAIN
+
+            def plainly() -> Any:
+                return self._plain_items(items_type, root.details, value)
+
+            completed, loading = self._items_or_loads(list_type, root.details, value, plainly)
+            if loading is None:
+                return completed
             await loading
-            return self._plain_items(items_type, root.details, value)
+            return plainly()
         assert root.object_type is not None
-        completed = self._complete_plainly(root.object_type, root.details, value)
-        if completed is not NOT_PLAIN:
-            return completed
-        loading = self._object_loads(root.object_type, root.details, value)
+        completed, loading = self._object_or_loads(root.object_type, root.details, value)
         if loading is None:
-            return NOT_PLAIN
+            return completed
         await loading
         return self._complete_plainly(root.object_type, root.details, value)
 
@@ -757,23 +754,18 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         if not self._lean or not isinstance(result, list):
             return ordinary(return_type, field_details_list, info, path, result, position_context)
 
+        def plainly() -> Any:
+            return self._complete_items_plainly(return_type, field_details_list, path, result)
+
         def complete() -> Any:
-            plain = self._complete_items_plainly(return_type, field_details_list, path, result)
+            plain = plainly()
             if plain is not NOT_PLAIN:
                 return plain
             return ordinary(return_type, field_details_list, info, path, result, position_context)
 
-        key, loading = self._batch_load(return_type, field_details_list, result)
-        if loading is None or loading.done():
-            # A load another run of the batch has under way is waited for: trying the
-            # items first could only fail on the rows still missing (a batch's runs
-            # reach their lists together). Otherwise first as the rows are (another
-            # run has often completed them).
-            plain = self._complete_items_plainly(return_type, field_details_list, path, result)
-            if plain is not NOT_PLAIN:
-                return plain
-            if loading is None:
-                loading = self._load(return_type.of_type, field_details_list, result, key)
+        plain, loading = self._items_or_loads(return_type, field_details_list, result, plainly)
+        if plain is not NOT_PLAIN:
+            return plain
         if loading is None:
             return ordinary(return_type, field_details_list, info, path, result, position_context)
 
@@ -801,10 +793,9 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         ordinary = super().complete_object_value
         if not self._lean or return_type.is_type_of:
             return ordinary(return_type, field_details_list, info, path, result, position_context)
-        plain = self._complete_plainly(return_type, field_details_list, result)
+        plain, loading = self._object_or_loads(return_type, field_details_list, result)
         if plain is not NOT_PLAIN:
             return plain
-        loading = self._object_loads(return_type, field_details_list, result)
         if loading is None:
             return ordinary(return_type, field_details_list, info, path, result, position_context)
 
@@ -821,6 +812,35 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
             return await completed if self.is_awaitable(completed) else completed
 
         return after_loads()
+
+    def _items_or_loads(
+        self,
+        list_type: GraphQLList[GraphQLOutputType],
+        field_details_list: FieldDetailsList,
+        items: list[Any],
+        plainly: Callable[[], Any],
+    ) -> Attempt:
+        """A list's items completed by ``plainly`` now, or the load to wait for first."""
+        key, loading = self._batch_load(list_type, field_details_list, items)
+        if loading is not None and not loading.done():
+            # A load another run of the batch has under way is waited for: trying the
+            # items first could only fail on the rows still missing (a batch's runs
+            # reach their lists together).
+            return NOT_PLAIN, loading
+        # Otherwise first as the rows are (another run has often completed them).
+        plain = plainly()
+        if plain is not NOT_PLAIN or loading is not None:
+            return plain, None
+        return NOT_PLAIN, self._load(list_type.of_type, field_details_list, items, key)
+
+    def _object_or_loads(
+        self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList, source: Any
+    ) -> Attempt:
+        """An object completed plainly now, or the load to wait for first."""
+        plain = self._complete_plainly(object_type, field_details_list, source)
+        if plain is not NOT_PLAIN:
+            return plain, None
+        return NOT_PLAIN, self._object_loads(object_type, field_details_list, source)
 
     def _object_loads(
         self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList, source: Any
@@ -923,10 +943,8 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
         """Whether what is selected under these fields is the same whatever the
         variables: no directive anywhere below (``@include(if: $x)``), nothing deferred,
         no fragment arguments. Fields here take no arguments (see ``_plan_of``)."""
-        return all(
-            details.defer_usage is None
-            and details.fragment_variable_values is None
-            and _without_directives(details.node.selection_set, self.fragments)
+        return _undeferred(field_details_list) and all(
+            _without_directives(details.node.selection_set, self.fragments)
             for details in field_details_list
         )
 
